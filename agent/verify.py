@@ -1,0 +1,106 @@
+"""Stage 3, verify: closed-book, greedy, before (parent version) vs after (candidate) on the document's
+probes, a sample of earlier documents' probes (retention) and the general-ability set. The reward is
+the new-knowledge gain; the gate decides whether the candidate may be committed."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from langgraph.runtime import Runtime
+
+from agent.adapt import candidate_adapter
+from agent.answer import closed_book
+from agent.generate import document_seed
+from agent.grading import accuracy, grade
+from agent.probes import GENERAL_PROBES
+from agent.state import IngestState
+from agent.workspace import Workspace
+from memory import Trial
+from seal.config import VerifyConfig
+
+
+def gate(gain: float, retention_drop: float | None, general_drop: float, cfg: VerifyConfig) -> tuple[bool, str]:
+    """Pass when the gain reaches min_gain and neither earlier documents nor general ability dropped
+    more than allowed; the reason says which numbers decided."""
+    failures = []
+    if gain < cfg.min_gain:
+        failures.append(f"gain {gain:+.2f} < {cfg.min_gain:.2f}")
+    if retention_drop is not None and retention_drop > cfg.max_retention_drop:
+        failures.append(f"retention dropped {retention_drop:.2f} > {cfg.max_retention_drop:.2f}")
+    if general_drop > cfg.max_general_drop:
+        failures.append(f"general ability dropped {general_drop:.2f} > {cfg.max_general_drop:.2f}")
+    if failures:
+        return False, "; ".join(failures)
+    retained = "" if retention_drop is None else f", retention drop {retention_drop:.2f}"
+    return True, f"gain {gain:+.2f}{retained}, general drop {general_drop:.2f}"
+
+
+def verify(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
+    ws = runtime.context
+    cfg = ws.config.verify
+    start = time.perf_counter()
+    doc = ws.store.document(state["document_id"])
+    parent, index = state["parent_version"], state["current"]
+    self_edit_id = state["candidates"][index]
+    ws.progress("verify", f"scoring candidate {index + 1}/{len(state['candidates'])}")
+
+    # Three groups of (question, gold answer): this document, earlier documents, general ability.
+    earlier = ws.store.learned_documents(ws.store.lineage(parent))
+    retention = ws.store.retention_probes(doc.id, earlier, cfg.retention_probes, document_seed(doc.sha256, 0))
+    groups = {"new": [(p.question, p.answer) for p in doc.probes],
+              "retention": [(p.question, p.answer) for p in retention],
+              "general": GENERAL_PROBES}
+    questions = [q for items in groups.values() for q, _ in items]
+
+    # Before: the parent version's answers (computed once, shared by every candidate).
+    before = dict(state.get("before") or {})
+    missing = [q for q in questions if q not in before]
+    if missing:
+        before |= dict(zip(missing, closed_book(ws.lm, missing, ws.attach("knowledge", parent), cfg.answer_tokens)))
+
+    # After: the candidate's answers (re-attached from scratch when resuming in a new process).
+    name = candidate_adapter(self_edit_id)
+    if name not in ws.lm.adapters():
+        ws.lm.load_adapter(name, Path(state["candidate_dir"]))
+    after = dict(zip(questions, closed_book(ws.lm, questions, name, cfg.answer_tokens)))
+    ws.lm.delete_adapter(name)
+
+    scores: dict[str, list] = {}
+    acc: dict[str, tuple[float, float] | None] = {}
+    for group, items in groups.items():
+        rows = []
+        for q, gold in items:
+            b, a = grade(before[q], gold), grade(after[q], gold)
+            rows.append({"question": q, "answer": gold, "before": before[q], "after": after[q],
+                         "correct_before": b.correct, "correct_after": a.correct, "exact_before": b.exact,
+                         "exact_after": a.exact, "f1_before": b.f1, "f1_after": a.f1})
+        scores[group] = rows
+        acc[group] = (accuracy([grade(before[q], g) for q, g in items]),
+                      accuracy([grade(after[q], g) for q, g in items])) if items else None
+
+    gain = acc["new"][1] - acc["new"][0]
+    retention_drop = None if acc["retention"] is None else acc["retention"][0] - acc["retention"][1]
+    general_drop = acc["general"][0] - acc["general"][1]
+    passed, reason = gate(gain, retention_drop, general_drop, cfg)
+
+    # Record the trial; a rejected candidate is data. The last candidate of a document none of whose
+    # candidates passed also marks the document rejected, in the same transaction.
+    last = index + 1 == len(state["candidates"])
+    none_passed = not passed and not any(t["passed"] for t in state.get("trials", []))
+    train = state["train"]
+    trial = ws.store.add_trial(Trial(
+        document_id=doc.id, self_edit_id=self_edit_id, parent_version=parent, config=train["config"],
+        losses=train["losses"], tokens=train["tokens"], train_seconds=train["seconds"], scores=scores,
+        new_before=acc["new"][0], new_after=acc["new"][1],
+        retention_before=None if acc["retention"] is None else acc["retention"][0],
+        retention_after=None if acc["retention"] is None else acc["retention"][1],
+        general_before=acc["general"][0], general_after=acc["general"][1], reward=gain, passed=passed,
+        decision="passed" if passed else "rejected", reason=reason), reject_document=last and none_passed)
+    if not passed:
+        shutil.rmtree(state["candidate_dir"], ignore_errors=True)
+
+    ws.store.add_event("stage", doc.id, {"stage": "verify", "seconds": time.perf_counter() - start})
+    return {"before": before, "current": index + 1,
+            "trials": [{"trial_id": trial.id, "passed": passed, "reward": gain, "dir": state["candidate_dir"]}]}

@@ -1,0 +1,75 @@
+"""`Workspace`: one home directory opened — configuration, SQL store, adapter store, and the model,
+loaded on first use and kept for the process. The graph's nodes receive it as their runtime context."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from adapters_store import AdapterStore
+from memory import Store
+from model_runtime import LanguageModel
+from model_runtime import loading
+from seal import config as seal_config
+from seal.config import Config, ModelConfig
+
+_MODELS: dict[ModelConfig, LanguageModel] = {}
+KEEP_ATTACHED = 4  # version adapters kept in memory per lineage (~20 MB each at r=16)
+
+
+def load_model(cfg: ModelConfig, cache: Path) -> LanguageModel:
+    """The process-wide model for `cfg`: loaded once, then reused."""
+    if cfg not in _MODELS:
+        model, tokenizer, name = loading.load(cfg, cache)
+        _MODELS[cfg] = LanguageModel(model, tokenizer, name)
+    return _MODELS[cfg]
+
+
+def adapter_name(kind: str, number: int) -> str:
+    return f"{kind}-v{number}"
+
+
+@dataclass
+class Workspace:
+    home: Path
+    config: Config
+    store: Store
+    adapters: AdapterStore
+    progress: Callable[[str, str], None] = lambda stage, message: None
+    _lm: LanguageModel | None = field(default=None, repr=False)
+
+    @classmethod
+    def open(cls, cfg: Config | None = None, progress: Callable[[str, str], None] | None = None) -> Workspace:
+        root = seal_config.home()
+        cfg = cfg or seal_config.load()
+        ws = cls(home=root, config=cfg, store=Store.at_home(root, cfg.database_url),
+                 adapters=AdapterStore(root / "adapters"))
+        if progress is not None:
+            ws.progress = progress
+        return ws
+
+    @property
+    def lm(self) -> LanguageModel:
+        if self._lm is None:
+            self.progress("load", "loading the model")
+            self._lm = load_model(self.config.model, self.home / "models")
+        return self._lm
+
+    def attach(self, kind: str, number: int) -> str | None:
+        """The adapter name of version `number` of a lineage, attached after its files are verified
+        against the database's checksums; None for version 0 (the bare base model)."""
+        if number == 0:
+            return None
+        name = adapter_name(kind, number)
+        lm = self.lm
+        if name not in lm.adapters():
+            version = self.store.version(number, kind)
+            lm.load_adapter(name, self.adapters.verified(kind, number, version.files))
+            attached = [a for a in lm.adapters() if a.startswith(f"{kind}-v") and a != name]
+            for old in attached[:-KEEP_ATTACHED + 1]:
+                lm.delete_adapter(old)
+        return name
+
+    def close(self) -> None:
+        self.store.close()

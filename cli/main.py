@@ -1,0 +1,279 @@
+"""`seal`: learn documents into the model's weights, ask and chat, and manage knowledge versions."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from seal import config as seal_config
+from seal.errors import SealError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]})
+versions_app = typer.Typer(help="List, inspect and roll back knowledge versions.", no_args_is_help=True)
+config_app = typer.Typer(help="Show and check the configuration.", no_args_is_help=True)
+app.add_typer(versions_app, name="versions")
+app.add_typer(config_app, name="config")
+
+console = Console()
+_overrides: dict[str, Any] = {}
+
+
+def _config() -> seal_config.Config:
+    return seal_config.load(_overrides)
+
+
+def _workspace(progress: bool = False) -> Any:
+    from agent.workspace import Workspace
+
+    cfg = _config()
+    if not progress:
+        return Workspace.open(cfg)
+    return Workspace.open(cfg, progress=lambda stage, message: console.print(f"  [dim]{stage}:[/] {message}"))
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.0f}%"
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+@app.callback()
+def main_options(
+    set_: Annotated[Optional[list[str]], typer.Option("--set", metavar="SECTION.KEY=VALUE",
+                                                      help="Override a setting for this run, e.g. --set train.epochs=5.")] = None,
+) -> None:
+    """Learn documents into the model's weights (SEAL), ask and chat, and manage knowledge versions."""
+    _overrides.clear()
+    _overrides.update(seal_config.parse_overrides(set_ or []))
+
+
+@app.command()
+def ingest(
+    paths: Annotated[Optional[list[str]], typer.Argument(help="Documents (.txt, .md); '-' reads standard input.")] = None,
+    qa: Annotated[Optional[Path], typer.Option(help="Probe questions for a single document: a JSON list of {question, answer}.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Finish interrupted ingests from their last checkpoint.")] = False,
+) -> None:
+    """Learn documents: generate a self-edit, train an adapter, verify it, commit a new version."""
+    from agent.ingest import DocumentInput, read_document, resume as resume_ingests, ingest as run_ingest
+    from agent.probes import load_supplied
+
+    paths = paths or []
+    if not paths and not resume:
+        raise SealError("give at least one document path (or '-' for standard input), or --resume")
+    if qa is not None and len(paths) != 1:
+        raise SealError("--qa applies to exactly one document; ingest documents with their own questions one at a time")
+    cfg = _config()
+    # Read and check every input before anything is written.
+    documents = [read_document(p, cfg.ingest.max_document_bytes) for p in paths]
+    if qa is not None:
+        documents[0] = DocumentInput(documents[0].source, documents[0].title, documents[0].text,
+                                     tuple(load_supplied(qa)))
+    ws = _workspace(progress=True)
+    results = list(resume_ingests(ws)) if resume else []
+    for doc in documents:
+        console.print(f"[bold]{doc.title}[/]  [dim]({doc.source})[/]")
+        results += list(run_ingest(ws, [doc]))
+    if resume and not results:
+        console.print("nothing to resume")
+        return
+    table = Table(title="Ingest")
+    for column in ("document", "decision", "before", "after", "version", "seconds", "reason"):
+        table.add_column(column)
+    for r in results:
+        table.add_row(r.title[:40], r.status, _pct(r.new_before), _pct(r.new_after),
+                      f"v{r.version}", f"{r.seconds:.1f}", r.reason)
+    console.print(table)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, answered closed-book.")],
+    as_json: Annotated[bool, typer.Option("--json", help='Print {"answer", "version"}.')] = False,
+) -> None:
+    """Answer one question with the active knowledge version (greedy)."""
+    from agent.answer import ask as ask_question
+
+    answer, version = ask_question(_workspace(), question)
+    if as_json:
+        _print_json({"answer": answer, "version": version})
+    else:
+        console.print(answer)
+
+
+@app.command()
+def chat() -> None:
+    """Chat with the continually updated model. /versions, /rollback vN, /learn TEXT, /quit."""
+    from adapters_store import parse_version
+    from agent.answer import chat as chat_reply
+    from agent.ingest import DocumentInput, check_text, ingest as run_ingest
+    from agent.versions import rollback
+
+    ws = _workspace(progress=True)
+    console.print(f"[dim]knowledge v{ws.store.active('knowledge')} · /versions /rollback vN /learn TEXT /quit[/]")
+    history: list[dict[str, str]] = []
+    while True:
+        try:
+            line = console.input("[bold green]you>[/] ").strip()
+        except (EOFError, KeyboardInterrupt):
+            break
+        if not line:
+            continue
+        command, _, rest = line.partition(" ")
+        try:
+            if command == "/quit":
+                break
+            elif command == "/versions":
+                versions(as_json=False)
+            elif command == "/rollback":
+                previous = rollback(ws, parse_version(rest))
+                console.print(f"[dim]rolled back from v{previous} to v{ws.store.active('knowledge')}[/]")
+            elif command == "/learn":
+                text = check_text(rest.encode("utf-8"), "/learn", ws.config.ingest.max_document_bytes)
+                for r in run_ingest(ws, [DocumentInput("chat", text[:80], text)]):
+                    console.print(f"[dim]{r.status} · v{r.version} · {_pct(r.new_before)} → {_pct(r.new_after)} · {r.reason}[/]")
+            elif command.startswith("/"):
+                console.print("[dim]commands: /versions /rollback vN /learn TEXT /quit[/]")
+            else:
+                history.append({"role": "user", "content": line})
+                console.print("[bold blue]seal>[/] ", end="")
+                reply = []
+                for piece in chat_reply(ws, history):
+                    reply.append(piece)
+                    console.print(piece, end="", highlight=False, markup=False)
+                console.print()
+                history.append({"role": "assistant", "content": "".join(reply).strip()})
+                history = history[-8:]
+        except SealError as e:
+            console.print(f"[red]Error:[/] {e}")
+
+
+@versions_app.command("list")
+def versions(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Knowledge versions, oldest first; v0 is the base model."""
+    from agent.versions import list_versions
+
+    ws = _workspace()
+    records = list_versions(ws)
+    if as_json:
+        _print_json({"active": ws.store.active("knowledge"), "versions": records})
+        return
+    table = Table(title="Knowledge versions")
+    for column in ("", "version", "parent", "created", "documents", "before → after"):
+        table.add_column(column)
+    active = ws.store.active("knowledge")
+    table.add_row("*" if active == 0 else "", "v0", "—", "—", "base model", "")
+    for r in records:
+        m = r["metrics"]
+        table.add_row("*" if r["active"] else "", r["name"], f"v{r['parent']}", r["created_at"],
+                      "; ".join(t[:40] for t in r["titles"]), f"{_pct(m['new_before'])} → {_pct(m['new_after'])}")
+    console.print(table)
+
+
+@versions_app.command("show")
+def versions_show(version: Annotated[str, typer.Argument(help="Version, e.g. v3.")],
+                  as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """One version's parent, lineage, documents, metrics and files."""
+    from adapters_store import parse_version
+    from agent.versions import show_version
+
+    number = parse_version(version)
+    record = show_version(_workspace(), number)
+    if as_json:
+        _print_json(record)
+        return
+    for key in ("name", "parent", "active", "created_at", "lineage", "titles", "trial", "path"):
+        console.print(f"[bold]{key}[/]: {record[key]}")
+    for key, value in record["metrics"].items():
+        console.print(f"[bold]{key}[/]: {value}")
+
+
+@versions_app.command("rollback")
+def versions_rollback(version: Annotated[str, typer.Argument(help="Version to make active, e.g. v1 (v0: base model).")]) -> None:
+    """Make an earlier version active. Nothing is deleted; the next ingest branches from it."""
+    from adapters_store import parse_version
+    from agent.versions import rollback
+
+    number = parse_version(version)
+    previous = rollback(_workspace(), number)
+    console.print(f"active knowledge version: v{number} (was v{previous})")
+
+
+@app.command("history")
+def history_command(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+                    limit: Annotated[int, typer.Option(help="Most recent documents to show.")] = 50) -> None:
+    """Documents learned or tried, with every trial's reward and decision."""
+    from agent.versions import history
+
+    records = history(_workspace(), limit)
+    if as_json:
+        _print_json(records)
+        return
+    table = Table(title="History")
+    for column in ("doc", "title", "status", "version", "trials", "best reward", "reason"):
+        table.add_column(column)
+    for r in records:
+        trials = r["trials"]
+        best = max(trials, key=lambda t: t["reward"]) if trials else None
+        table.add_row(str(r["document"]), r["title"][:40], r["status"], r["version_name"] or "—", str(len(trials)),
+                      f"{best['reward']:+.2f}" if best else "—", best["reason"] if best else "")
+    console.print(table)
+
+
+@config_app.command("show")
+def config_show() -> None:
+    """Print the effective configuration as TOML (defaults < config.toml < --set)."""
+    typer.echo(f"# {seal_config.config_path()}")
+    typer.echo(seal_config.to_toml(_config()))
+
+
+@config_app.command("validate")
+def config_validate() -> None:
+    """Check the configuration; every problem is reported at once."""
+    _config()
+    console.print(f"configuration OK ({seal_config.config_path()})")
+
+
+@app.command()
+def env(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Where things are and which versions of what are installed."""
+    import importlib.metadata as md
+
+    from model_runtime.loading import BUNDLED_NAME, bundled_gguf
+
+    cfg = _config()
+    home = seal_config.home()
+    packages = {name: md.version(name) for name in ("seal-runtime", "torch", "transformers", "peft", "langgraph",
+                                                    "sqlalchemy", "typer", "rich")}
+    try:
+        bundled = str(bundled_gguf())
+    except SealError as e:
+        bundled = f"missing: {e}"
+    info = {"home": str(home), "config": str(seal_config.config_path()),
+            "database": cfg.database_url or f"sqlite:///{home / 'seal.db'}",
+            "model": cfg.model.path or f"{BUNDLED_NAME} (bundled: {bundled})", "dtype": cfg.model.dtype,
+            "python": platform.python_version(), "machine": platform.machine(), "packages": packages}
+    if as_json:
+        _print_json(info)
+        return
+    for key, value in info.items():
+        if key != "packages":
+            console.print(f"[bold]{key}[/]: {value}")
+    console.print("[bold]packages[/]: " + ", ".join(f"{k} {v}" for k, v in packages.items()))
+
+
+def main() -> None:
+    """Entry point: library errors become one line on stderr and exit status 1."""
+    try:
+        app()
+    except SealError as e:
+        typer.echo(f"Error: {e}", err=True)
+        raise SystemExit(1) from None

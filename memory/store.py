@@ -1,0 +1,275 @@
+"""`Store`: every read and write of the SQL store, each write one transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, func, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from memory.schema import Active, Base, ChatTurn, Document, Event, Probe, SelfEdit, Trial, Version
+from seal.errors import NotFoundError
+
+
+def content_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Store:
+    """The SQL store behind one database URL (SQLite file by default, any SQLAlchemy URL)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine: Engine = create_engine(url)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @classmethod
+    def at_home(cls, home: Path, url: str = "") -> Store:
+        """The store for a home directory: `url` when given, else SQLite at home/seal.db."""
+        if not url:
+            home.mkdir(parents=True, exist_ok=True)
+            url = f"sqlite:///{home / 'seal.db'}"
+        return cls(url)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        with self._sessions.begin() as session:
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---- documents and probes -------------------------------------------------------------------
+
+    def add_document(self, text: str, source: str, title: str) -> tuple[Document, bool]:
+        """The document with this content, and whether it was new."""
+        sha = content_sha256(text)
+        with self.session() as s:
+            found = s.scalar(select(Document).where(Document.sha256 == sha))
+            if found is not None:
+                return found, False
+            doc = Document(sha256=sha, source=source, title=title, text=text)
+            s.add(doc)
+            s.flush()
+            return doc, True
+
+    def document(self, document_id: int) -> Document:
+        with self.session() as s:
+            doc = s.get(Document, document_id, options=[selectinload(Document.probes)])
+            if doc is None:
+                raise NotFoundError(f"document {document_id} does not exist; see `seal history`")
+            return doc
+
+    def find_document(self, text: str) -> Document | None:
+        with self.session() as s:
+            return s.scalar(select(Document).where(Document.sha256 == content_sha256(text)))
+
+    def set_probes(self, document_id: int, probes: list[tuple[str, str, str]]) -> list[Probe]:
+        """Replace the document's probes with (question, answer, source) triples."""
+        with self.session() as s:
+            for old in s.scalars(select(Probe).where(Probe.document_id == document_id)):
+                s.delete(old)
+            rows = [Probe(document_id=document_id, question=q, answer=a, source=src) for q, a, src in probes]
+            s.add_all(rows)
+            s.flush()
+            return rows
+
+    def probes(self, document_id: int) -> list[Probe]:
+        with self.session() as s:
+            return list(s.scalars(select(Probe).where(Probe.document_id == document_id).order_by(Probe.id)))
+
+    def retention_probes(self, exclude_document: int, documents: list[int], n: int, seed: int) -> list[Probe]:
+        """A seeded sample of `n` probes from `documents` (earlier committed ones), excluding one document."""
+        ids = [d for d in documents if d != exclude_document]
+        if not ids or n == 0:
+            return []
+        with self.session() as s:
+            pool = list(s.scalars(select(Probe).where(Probe.document_id.in_(ids)).order_by(Probe.id)))
+        return sorted(random.Random(seed).sample(pool, min(n, len(pool))), key=lambda p: p.id)
+
+    # ---- self-edits and trials ------------------------------------------------------------------
+
+    def add_self_edits(self, rows: list[SelfEdit]) -> list[SelfEdit]:
+        with self.session() as s:
+            s.add_all(rows)
+            s.flush()
+            return rows
+
+    def self_edit(self, self_edit_id: int) -> SelfEdit:
+        with self.session() as s:
+            row = s.get(SelfEdit, self_edit_id)
+            if row is None:
+                raise NotFoundError(f"self-edit {self_edit_id} does not exist")
+            return row
+
+    def add_trial(self, trial: Trial, reject_document: bool = False) -> Trial:
+        """Record a verified candidate; when it was the document's last and none passed, mark it rejected."""
+        with self.session() as s:
+            s.add(trial)
+            if reject_document:
+                s.execute(update(Document).where(Document.id == trial.document_id).values(status="rejected"))
+                s.add(Event(kind="rejected", document_id=trial.document_id,
+                            data={"trial": None, "reason": trial.reason}))
+            s.flush()
+            return trial
+
+    def trial(self, trial_id: int) -> Trial:
+        with self.session() as s:
+            row = s.get(Trial, trial_id)
+            if row is None:
+                raise NotFoundError(f"trial {trial_id} does not exist")
+            return row
+
+    def trials(self, document_id: int | None = None) -> list[Trial]:
+        query = select(Trial).order_by(Trial.id)
+        if document_id is not None:
+            query = query.where(Trial.document_id == document_id)
+        with self.session() as s:
+            return list(s.scalars(query))
+
+    def replay_sequences(self, versions: list[int], n: int, seed: int) -> list[list[str]]:
+        """A seeded sample of `n` training sequences from the self-edits committed in `versions`."""
+        if not versions or n == 0:
+            return []
+        with self.session() as s:
+            rows = s.scalars(select(SelfEdit.sequences).join(Trial, Trial.self_edit_id == SelfEdit.id)
+                             .join(Version, Version.trial_id == Trial.id)
+                             .where(Version.kind == "knowledge", Version.number.in_(versions)).order_by(Version.number))
+            pool = [seq for sequences in rows for seq in sequences]
+        return random.Random(seed).sample(pool, min(n, len(pool)))
+
+    # ---- versions -------------------------------------------------------------------------------
+
+    def active(self, kind: str = "knowledge") -> int:
+        """The active version number of a lineage; 0 means the bare base model."""
+        with self.session() as s:
+            return s.scalar(select(Active.number).where(Active.kind == kind)) or 0
+
+    def next_number(self, kind: str = "knowledge") -> int:
+        with self.session() as s:
+            return (s.scalar(select(func.max(Version.number)).where(Version.kind == kind)) or 0) + 1
+
+    def version(self, number: int, kind: str = "knowledge") -> Version:
+        with self.session() as s:
+            row = s.scalar(select(Version).where(Version.kind == kind, Version.number == number))
+        if row is None:
+            raise NotFoundError(f"{kind} version v{number} does not exist; see `seal versions list`")
+        return row
+
+    def versions(self, kind: str = "knowledge") -> list[Version]:
+        with self.session() as s:
+            return list(s.scalars(select(Version).where(Version.kind == kind).order_by(Version.number)))
+
+    def lineage(self, number: int, kind: str = "knowledge") -> list[int]:
+        """`number` and its ancestors, oldest first (0, the base, excluded)."""
+        parents = {v.number: v.parent for v in self.versions(kind)}
+        chain = []
+        while number:
+            chain.append(number)
+            number = parents.get(number, 0)
+        return chain[::-1]
+
+    def learned_documents(self, versions: list[int]) -> list[int]:
+        """Ids of the documents the given knowledge versions learned."""
+        if not versions:
+            return []
+        with self.session() as s:
+            rows = s.scalars(select(Version.documents).where(Version.kind == "knowledge", Version.number.in_(versions)))
+            return sorted({d for docs in rows for d in docs})
+
+    def version_of_document(self, document_id: int) -> int:
+        """The knowledge version that learned a document (0 if none)."""
+        with self.session() as s:
+            rows = s.execute(select(Version.number, Version.documents).where(Version.kind == "knowledge"))
+            return next((n for n, docs in rows if document_id in docs), 0)
+
+    def version_of_trial(self, trial_id: int) -> Version | None:
+        with self.session() as s:
+            return s.scalar(select(Version).where(Version.trial_id == trial_id))
+
+    def pending_documents(self) -> list[Document]:
+        """Documents whose ingest started and neither committed nor was rejected (interrupted)."""
+        with self.session() as s:
+            return list(s.scalars(select(Document).where(Document.status == "pending").order_by(Document.id)))
+
+    def reset_document(self, document_id: int) -> None:
+        with self.session() as s:
+            s.execute(update(Document).where(Document.id == document_id).values(status="pending"))
+
+    def commit_version(self, version: Version, document_id: int | None) -> Version:
+        """In one transaction: add the version, make it active, mark its trial and document committed."""
+        with self.session() as s:
+            s.add(version)
+            self._set_active(s, version.kind, version.number)
+            if version.trial_id is not None:
+                s.execute(update(Trial).where(Trial.id == version.trial_id).values(decision="committed"))
+            if document_id is not None:
+                s.execute(update(Document).where(Document.id == document_id).values(status="committed"))
+            s.add(Event(kind="commit", document_id=document_id,
+                        data={"kind": version.kind, "version": version.number, "parent": version.parent}))
+            s.flush()
+            return version
+
+    def rollback(self, number: int, kind: str = "knowledge") -> int:
+        """Make `number` (0: the base model) the active version; returns the previous one. Deletes nothing."""
+        if number:
+            self.version(number, kind)
+        with self.session() as s:
+            previous = s.scalar(select(Active.number).where(Active.kind == kind)) or 0
+            self._set_active(s, kind, number)
+            s.add(Event(kind="rollback", data={"kind": kind, "from": previous, "to": number}))
+        return previous
+
+    @staticmethod
+    def _set_active(s: Session, kind: str, number: int) -> None:
+        row = s.get(Active, kind)
+        if row is None:
+            s.add(Active(kind=kind, number=number))
+        else:
+            row.number = number
+
+    # ---- events, history, chat ------------------------------------------------------------------
+
+    def add_event(self, kind: str, document_id: int | None, data: dict[str, Any]) -> None:
+        with self.session() as s:
+            s.add(Event(kind=kind, document_id=document_id, data=data))
+
+    def events(self, kind: str | None = None, document_id: int | None = None) -> list[Event]:
+        query = select(Event).order_by(Event.id)
+        if kind is not None:
+            query = query.where(Event.kind == kind)
+        if document_id is not None:
+            query = query.where(Event.document_id == document_id)
+        with self.session() as s:
+            return list(s.scalars(query))
+
+    def documents(self, limit: int = 50, offset: int = 0) -> list[Document]:
+        """Newest first."""
+        with self.session() as s:
+            return list(s.scalars(select(Document).order_by(Document.id.desc()).limit(limit).offset(offset)))
+
+    def add_chat_turn(self, prompt: str, answer: str, version: int) -> None:
+        with self.session() as s:
+            s.add(ChatTurn(prompt=prompt, answer=answer, version=version))
+
+    def chat_turns(self) -> list[ChatTurn]:
+        with self.session() as s:
+            return list(s.scalars(select(ChatTurn).order_by(ChatTurn.id)))

@@ -1,0 +1,156 @@
+"""`LanguageModel`: one loaded base model with named LoRA adapters on it; batched generation with
+left padding, sampling, stop on end-of-turn and a repetition guard; token streaming for chat."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+from safetensors.torch import load_file, save_file
+from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase, TextIteratorStreamer
+
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+class LanguageModel:
+    """A base model loaded once per process; adapters are attached, switched and removed by name."""
+
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: str = "model"):
+        self.base = model
+        self.name = name
+        self.tokenizer = tokenizer
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        # Stop on the end-of-turn token as well as end-of-text (chat models end turns with <|im_end|>).
+        stops = {tokenizer.eos_token_id, model.config.eos_token_id}
+        im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        if isinstance(im_end, int) and im_end != tokenizer.unk_token_id:
+            stops.add(im_end)
+        self.stop_ids = sorted(i for i in stops if isinstance(i, int))
+        self.peft: PeftModel | None = None
+        self._lock = threading.RLock()
+
+    @property
+    def module(self) -> torch.nn.Module:
+        return self.peft if self.peft is not None else self.base
+
+    # ---- adapters -------------------------------------------------------------------------------
+
+    def adapters(self) -> list[str]:
+        return [] if self.peft is None else list(self.peft.peft_config)
+
+    def add_adapter(self, name: str, config: LoraConfig) -> None:
+        """Attach a fresh LoRA adapter (B = 0, so it starts as the identity update)."""
+        if self.peft is None:
+            self.peft = get_peft_model(self.base, config, adapter_name=name)
+        else:
+            self.peft.add_adapter(name, config)
+        self.peft.eval()
+
+    def load_adapter(self, name: str, directory: Path) -> None:
+        """Attach an adapter from a PEFT directory (safetensors only); replaces one of the same name."""
+        config = LoraConfig.from_pretrained(str(directory))
+        config.inference_mode = False
+        if name in self.adapters():
+            self.delete_adapter(name)
+        self.add_adapter(name, config)
+        weights = load_file(str(Path(directory) / ADAPTER_WEIGHTS))
+        result = set_peft_model_state_dict(self.peft, weights, adapter_name=name)
+        missing = [k for k in result.missing_keys if f".{name}." in k and "lora_" in k]
+        if result.unexpected_keys or missing:
+            raise ValueError(f"adapter {directory} does not fit the model "
+                             f"(unexpected {result.unexpected_keys[:3]}, missing {missing[:3]})")
+
+    def save_adapter(self, name: str, directory: Path) -> None:
+        """Write adapter `name` in PEFT's own format: adapter_model.safetensors + adapter_config.json."""
+        directory.mkdir(parents=True, exist_ok=True)
+        state = get_peft_model_state_dict(self.peft, adapter_name=name)
+        save_file({k: v.detach().contiguous() for k, v in state.items()}, str(directory / ADAPTER_WEIGHTS))
+        self.peft.peft_config[name].save_pretrained(str(directory))
+
+    def delete_adapter(self, name: str) -> None:
+        """Remove an adapter; removing the last one restores the plain base model."""
+        if name not in self.adapters():
+            return
+        if len(self.adapters()) == 1:
+            self.base = self.peft.unload()
+            self.peft = None
+        else:
+            self.peft.delete_adapter(name)
+
+    @contextmanager
+    def using(self, adapter: str | None) -> Iterator[torch.nn.Module]:
+        """Run the block with exactly `adapter` active (None: the bare base model)."""
+        with self._lock:
+            if adapter is None:
+                if self.peft is None:
+                    yield self.base
+                else:
+                    with self.peft.disable_adapter():
+                        yield self.peft
+            else:
+                self.peft.set_adapter(adapter)
+                yield self.peft
+
+    # ---- text -----------------------------------------------------------------------------------
+
+    def chat_prompt(self, messages: list[dict[str, str]]) -> str:
+        """Messages to the model's chat template, ending where the assistant's turn begins."""
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def _generation_config(self, max_new_tokens: int, temperature: float, top_p: float,
+                           repetition_penalty: float) -> GenerationConfig:
+        sample = temperature > 0
+        return GenerationConfig(
+            max_new_tokens=max_new_tokens, do_sample=sample,
+            temperature=temperature if sample else None, top_p=top_p if sample else None, top_k=None,
+            repetition_penalty=repetition_penalty, eos_token_id=self.stop_ids,
+            pad_token_id=self.tokenizer.pad_token_id)
+
+    @torch.inference_mode()
+    def generate(self, prompts: list[str], *, adapter: str | None = None, max_new_tokens: int = 64,
+                 temperature: float = 0.0, top_p: float = 1.0, repetition_penalty: float = 1.0,
+                 seed: int = 0, batch_size: int = 8) -> list[str]:
+        """Complete each prompt (already templated). Greedy when temperature is 0; batched, left-padded."""
+        config = self._generation_config(max_new_tokens, temperature, top_p, repetition_penalty)
+        outputs: list[str] = []
+        with self.using(adapter) as module:
+            for start in range(0, len(prompts), batch_size):
+                batch = prompts[start:start + batch_size]
+                enc = self.tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False)
+                torch.manual_seed(seed + start)
+                out = module.generate(**enc, generation_config=config)
+                new = out[:, enc["input_ids"].shape[1]:]
+                outputs += [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+        return outputs
+
+    def stream(self, prompt: str, *, adapter: str | None = None, max_new_tokens: int = 256,
+               temperature: float = 0.0, top_p: float = 1.0, repetition_penalty: float = 1.1,
+               seed: int = 0) -> Iterator[str]:
+        """Yield the completion of one prompt piece by piece as it is decoded."""
+        config = self._generation_config(max_new_tokens, temperature, top_p, repetition_penalty)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        enc = self.tokenizer([prompt], return_tensors="pt", add_special_tokens=False)
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with self.using(adapter) as module, torch.inference_mode():
+                    torch.manual_seed(seed)
+                    module.generate(**enc, generation_config=config, streamer=streamer)
+            except BaseException as e:  # re-raised in the consumer's thread below
+                errors.append(e)
+                streamer.end()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        yield from streamer
+        thread.join()
+        if errors:
+            raise errors[0]

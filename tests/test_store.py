@@ -1,0 +1,88 @@
+"""The SQL store: deduplication, versions, active pointer, lineage, replay sampling, transactions."""
+
+import pytest
+
+from memory import SelfEdit, Store, Trial, Version
+from seal.errors import NotFoundError
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store.at_home(tmp_path)
+    yield s
+    s.close()
+
+
+def trial_for(store, doc_id, sequences, reward=0.5):
+    se = store.add_self_edits([SelfEdit(document_id=doc_id, format="rewrite", prompt="p", text="t",
+                                        sequences=sequences)])[0]
+    return store.add_trial(Trial(document_id=doc_id, self_edit_id=se.id, parent_version=0, config={}, losses=[],
+                                 tokens=1, train_seconds=0.1, scores={}, new_before=0.0, new_after=reward,
+                                 retention_before=None, retention_after=None, general_before=1.0,
+                                 general_after=1.0, reward=reward, passed=True, decision="passed", reason="ok"))
+
+
+def commit(store, doc_id, number, parent, sequences):
+    trial = trial_for(store, doc_id, sequences)
+    return store.commit_version(Version(kind="knowledge", number=number, parent=parent, files={}, metrics={},
+                                        documents=[doc_id], trial_id=trial.id), doc_id)
+
+
+def test_documents_are_deduplicated_by_content(store):
+    a, new_a = store.add_document("Some text.", "a.md", "A")
+    b, new_b = store.add_document("Some text.", "b.md", "B")
+    assert new_a and not new_b and a.id == b.id
+
+
+def test_commit_rollback_and_lineage(store):
+    """Commit moves the active pointer and marks trial and document; rollback moves it back and deletes
+    nothing; lineage follows parents."""
+    d1, _ = store.add_document("one", "1", "1")
+    d2, _ = store.add_document("two", "2", "2")
+    d3, _ = store.add_document("three", "3", "3")
+    assert store.active() == 0 and store.next_number() == 1
+    commit(store, d1.id, 1, 0, [["", "one"]])
+    commit(store, d2.id, 2, 1, [["", "two"]])
+    assert store.active() == 2 and store.document(d2.id).status == "committed"
+    assert store.trials(d2.id)[0].decision == "committed"
+    assert store.rollback(1) == 2 and store.active() == 1
+    commit(store, d3.id, 3, 1, [["", "three"]])
+    assert store.lineage(3) == [1, 3] and store.lineage(2) == [1, 2]
+    assert [v.number for v in store.versions()] == [1, 2, 3]
+    assert store.learned_documents([1, 3]) == [d1.id, d3.id]
+    assert store.version_of_document(d2.id) == 2
+    assert [e.kind for e in store.events()] == ["commit", "commit", "rollback", "commit"]
+    with pytest.raises(NotFoundError, match="v9"):
+        store.rollback(9)
+    assert store.active() == 3
+
+
+def test_replay_samples_only_the_given_lineage(store):
+    d1, _ = store.add_document("one", "1", "1")
+    d2, _ = store.add_document("two", "2", "2")
+    commit(store, d1.id, 1, 0, [["", "a1"], ["", "a2"]])
+    commit(store, d2.id, 2, 0, [["", "b1"]])
+    assert sorted(map(tuple, store.replay_sequences([1], 10, seed=0))) == [("", "a1"), ("", "a2")]
+    assert store.replay_sequences([1, 2], 2, seed=3) == store.replay_sequences([1, 2], 2, seed=3)
+    assert store.replay_sequences([], 5, seed=0) == []
+
+
+def test_failed_transaction_leaves_nothing(store):
+    """A commit whose version number already exists fails whole: no pointer move, no status change."""
+    d1, _ = store.add_document("one", "1", "1")
+    d2, _ = store.add_document("two", "2", "2")
+    commit(store, d1.id, 1, 0, [])
+    with pytest.raises(Exception, match="UNIQUE"):
+        commit(store, d2.id, 1, 0, [])
+    assert store.active() == 1 and store.document(d2.id).status == "pending"
+    assert len(store.versions()) == 1
+
+
+def test_retention_probes_sample_only_earlier_documents(store):
+    d1, _ = store.add_document("one", "1", "1")
+    d2, _ = store.add_document("two", "2", "2")
+    store.set_probes(d1.id, [("q1", "a1", "supplied"), ("q2", "a2", "supplied")])
+    store.set_probes(d2.id, [("q3", "a3", "supplied")])
+    sample = store.retention_probes(d2.id, [d1.id, d2.id], 5, seed=0)
+    assert [p.question for p in sample] == ["q1", "q2"]
+    assert store.retention_probes(d2.id, [d2.id], 5, seed=0) == []

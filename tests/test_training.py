@@ -1,0 +1,84 @@
+"""The LoRA training loop on the tiny model: what trains, what stays frozen, what carries the loss."""
+
+import torch
+
+from agent.adapt import lora_config
+from model_runtime import LanguageModel, TrainingExample, train_lora
+from model_runtime.loading import load
+from model_runtime.training import IGNORE, collate, encode, masked_loss
+from seal.config import ModelConfig, TrainConfig
+
+
+def tiny_lm(tiny_model_dir) -> LanguageModel:
+    model, tokenizer, name = load(ModelConfig(path=str(tiny_model_dir)), tiny_model_dir)
+    return LanguageModel(model, tokenizer, name)
+
+
+def test_lora_changes_and_base_does_not(tiny_model_dir):
+    """After training, every LoRA matrix of the trained adapter changed; no base weight and no other
+    adapter's weight did."""
+    lm = tiny_lm(tiny_model_dir)
+    cfg = TrainConfig(epochs=3, batch_size=2, learning_rate=1e-2, bf16=False)
+    lm.add_adapter("other", lora_config(cfg))
+    lm.add_adapter("cand", lora_config(cfg))
+    before = {n: p.detach().clone() for n, p in lm.peft.named_parameters()}
+    examples = [TrainingExample("", "Morwen Hale built the lighthouse in 1847."),
+                TrainingExample("Q: who? A:", " Hale"), TrainingExample("", "It is green and white.")]
+    result = train_lora(lm, "cand", examples, cfg)
+    assert result.steps == 6 and len(result.losses) == 6 and result.tokens > 0
+    changed = {n for n, p in lm.peft.named_parameters() if not torch.equal(p, before[n])}
+    lora = {n for n in before if "lora_" in n and ".cand." in n}
+    # lora_B starts at zero and lora_A gets gradient only once B is non-zero; both move within 6 steps.
+    assert lora and changed == lora, f"unexpected: {sorted(changed ^ lora)[:5]}"
+    assert not any(p.requires_grad for p in lm.peft.parameters()), "training must leave everything frozen"
+
+
+def test_pads_carry_no_loss(tiny_model_dir):
+    """The masked loss of a row is the same alone and when padded in a batch with a longer row; pad
+    positions have label IGNORE and attention 0."""
+    lm = tiny_lm(tiny_model_dir)
+    short = encode(lm, TrainingExample("", "green and white"), "all", 64)
+    long = encode(lm, TrainingExample("", "The Brannock Lighthouse was built in 1847 by Morwen Hale."), "all", 64)
+    batch = collate([short, long], lm.tokenizer.pad_token_id)
+    n = len(short[0])
+    assert batch["attention_mask"][0, n:].sum() == 0 and (batch["labels"][0, n:] == IGNORE).all()
+    with torch.no_grad():
+        alone = collate([short], lm.tokenizer.pad_token_id)
+        logits_alone = lm.base(input_ids=alone["input_ids"], attention_mask=alone["attention_mask"]).logits
+        logits_batch = lm.base(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        only_short = batch["labels"].clone()
+        only_short[1] = IGNORE
+        torch.testing.assert_close(masked_loss(logits_batch, only_short), masked_loss(logits_alone, alone["labels"]))
+        # Changing what sits in the pad positions does not change the loss either.
+        noisy = batch["input_ids"].clone()
+        noisy[0, n:] = 7
+        logits_noisy = lm.base(input_ids=noisy, attention_mask=batch["attention_mask"]).logits
+        torch.testing.assert_close(masked_loss(logits_noisy, batch["labels"]), masked_loss(logits_batch, batch["labels"]))
+
+
+def test_prompt_tokens_are_masked_when_configured(tiny_model_dir):
+    """loss_on='completion' masks the prompt; 'all' trains on it too."""
+    lm = tiny_lm(tiny_model_dir)
+    example = TrainingExample("Who built it? ", "Morwen Hale")
+    prompt_len = len(lm.tokenizer("Who built it? ", add_special_tokens=False)["input_ids"])
+    ids, labels = encode(lm, example, "completion", 64)
+    assert labels[:prompt_len] == [IGNORE] * prompt_len and labels[prompt_len:] == ids[prompt_len:]
+    ids, labels = encode(lm, example, "all", 64)
+    assert labels == ids
+
+
+def test_adapter_save_load_round_trip_is_exact(tiny_model_dir, tmp_path):
+    """A saved adapter loads back to identical weights and identical greedy output."""
+    lm = tiny_lm(tiny_model_dir)
+    cfg = TrainConfig(epochs=2, learning_rate=1e-2, bf16=False)
+    lm.add_adapter("first", lora_config(cfg))
+    train_lora(lm, "first", [TrainingExample("", "Morwen Hale built the lighthouse in 1847.")], cfg)
+    prompts = [lm.chat_prompt([{"role": "user", "content": "Who built it?"}])]
+    out = lm.generate(prompts, adapter="first", max_new_tokens=8)
+    lm.save_adapter("first", tmp_path / "first")
+    lm.load_adapter("second", tmp_path / "first")
+    assert lm.generate(prompts, adapter="second", max_new_tokens=8) == out
+    base = lm.generate(prompts, adapter=None, max_new_tokens=8)
+    lm.delete_adapter("first")
+    lm.delete_adapter("second")
+    assert lm.peft is None and lm.generate(prompts, max_new_tokens=8) == base
