@@ -28,6 +28,17 @@ GENERAL_PROBES: list[tuple[str, str]] = [
     ("How many hours are there in a day?", "24"),
 ]
 
+# Generic questions (disjoint from GENERAL_PROBES) whose answers by the bare base model are rehearsed
+# during every adapt: self-distillation that keeps an update from overwriting how the model answers.
+ANCHOR_QUESTIONS: list[str] = [
+    "What is the capital of Spain?", "How many minutes are in an hour?", "What colour is grass?",
+    "What do cows drink?", "Who was the first president of the United States?", "What is the tallest animal?",
+    "How many sides does a triangle have?", "What is the main language spoken in Brazil?",
+    "What is the sun?", "What is ice made of?", "Name a fruit that is yellow.", "What do fish use to breathe?",
+    "What is the capital of Canada?", "How many wheels does a bicycle have?", "What is a baby cat called?",
+    "Which season comes after winter?",
+]
+
 MAX_PROBES = 50
 
 

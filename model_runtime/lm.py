@@ -82,6 +82,8 @@ class LanguageModel:
             self.base = self.peft.unload()
             self.peft = None
         else:
+            # Activate another adapter first: PEFT warns when the active one is deleted.
+            self.peft.set_adapter(next(a for a in self.adapters() if a != name))
             self.peft.delete_adapter(name)
 
     @contextmanager

@@ -1,34 +1,61 @@
-"""The `seal` command as a user runs it (a real subprocess) on the tiny model: bad input gets one
-clear line on stderr and a non-zero exit and changes nothing; list commands speak JSON."""
+"""The `seal` command on the tiny model, through `cli.main.main` (what the console script runs): bad
+input gets one clear line on stderr and a non-zero exit and changes nothing; list commands speak JSON.
+One test runs the installed entry point in a real subprocess."""
 
+import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from tests.conftest import DOCUMENT, QUESTIONS, snapshot
+from cli.main import main
+from tests.conftest import DOCUMENT, QUESTIONS, TINY_CONFIG, snapshot
 
-SEAL = [sys.executable, "-m", "cli"]
+
+def seal(home: Path, *args: str, stdin: bytes | None = None, capsys=None, monkeypatch=None) -> SimpleNamespace:
+    """Run `seal ARGS` in this process; returns returncode, stdout and stderr (bytes)."""
+    monkeypatch.setenv("SEAL_HOME", str(home))
+    monkeypatch.setattr(sys, "argv", ["seal", *args])
+    monkeypatch.setattr(sys, "stdin", SimpleNamespace(buffer=io.BytesIO(stdin or b"")))
+    capsys.readouterr()
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    out, err = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=out.encode(), stderr=err.encode())
 
 
-def seal(home: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "SEAL_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([*SEAL, *args], input=stdin, capture_output=True, env=env, timeout=300)
+@pytest.fixture(scope="module")
+def learned_template(tmp_path_factory, tiny_model_dir):
+    """A home where one document is committed as v1, built once for the module."""
+    root = tmp_path_factory.mktemp("learned")
+    home = root / "home"
+    home.mkdir()
+    (home / "config.toml").write_text(TINY_CONFIG.format(model=tiny_model_dir))
+    (root / "lighthouse.md").write_text(DOCUMENT)
+    (root / "lighthouse.qa.json").write_text(json.dumps(QUESTIONS))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEAL_HOME", str(home))
+        run = subprocess.run([sys.executable, "-m", "cli", "ingest", str(root / "lighthouse.md"), "--qa",
+                              str(root / "lighthouse.qa.json")], capture_output=True, env={**os.environ})
+    assert run.returncode == 0, run.stderr.decode()
+    return home
 
 
 @pytest.fixture
-def learned(home, tmp_path):
-    """A home where one document is committed as v1."""
-    doc = tmp_path / "lighthouse.md"
-    doc.write_text(DOCUMENT)
-    qa = tmp_path / "lighthouse.qa.json"
-    qa.write_text(json.dumps(QUESTIONS))
-    run = seal(home, "ingest", str(doc), "--qa", str(qa))
-    assert run.returncode == 0, run.stderr.decode()
-    return home
+def learned(learned_template, tmp_path, monkeypatch, capsys):
+    """A private copy of the learned home, and `run(*args)` to call seal on it."""
+    home = tmp_path / "home"
+    shutil.copytree(learned_template, home)
+    return SimpleNamespace(home=home, run=lambda *a, stdin=None: seal(home, *a, stdin=stdin, capsys=capsys,
+                                                                       monkeypatch=monkeypatch))
 
 
 def bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
@@ -62,45 +89,50 @@ def test_bad_input_gets_one_clear_line_and_changes_nothing(learned, tmp_path, ca
     """Each bad input: exit status 1, exactly one line on stderr naming the problem, store unchanged."""
     args, needle = bad_inputs(tmp_path)[case]
     if case == "invalid config file value":
-        with open(learned / "config.toml", "a") as f:
+        with open(learned.home / "config.toml", "a") as f:
             f.write("\n[ingest]\nmax_document_bytes = -5\n")
-    before = snapshot(learned)
-    run = seal(learned, *args)
+    before = snapshot(learned.home)
+    run = learned.run(*args)
     err = run.stderr.decode().strip()
     assert run.returncode == 1, f"{case}: exit {run.returncode}, stderr {err!r}"
     assert len(err.splitlines()) == 1 and err.startswith("Error: ") and needle in err, f"{case}: {err!r}"
-    assert snapshot(learned) == before, f"{case} changed the store"
+    assert snapshot(learned.home) == before, f"{case} changed the store"
 
 
 def test_stdin_and_json_outputs(learned):
     """`ingest -` reads standard input; versions, history and ask speak JSON that matches the store."""
-    run = seal(learned, "ingest", "-", stdin=b"Quellmoor has 2,314 residents and a violet beach.")
+    run = learned.run("ingest", "-", stdin=b"Quellmoor has 2,314 residents and a violet beach.")
     assert run.returncode == 0, run.stderr.decode()
-    listing = json.loads(seal(learned, "versions", "list", "--json").stdout)
+    listing = json.loads(learned.run("versions", "list", "--json").stdout)
     assert listing["active"] == 2 and [v["version"] for v in listing["versions"]] == [1, 2]
     assert listing["versions"][1]["parent"] == 1
-    history = json.loads(seal(learned, "history", "--json").stdout)
+    history = json.loads(learned.run("history", "--json").stdout)
     assert [h["version"] for h in history] == [2, 1] and history[0]["source"] == "-"
-    answer = json.loads(seal(learned, "ask", "Who built the Brannock Lighthouse?", "--json").stdout)
+    answer = json.loads(learned.run("ask", "Who built the Brannock Lighthouse?", "--json").stdout)
     assert set(answer) == {"answer", "version"} and answer["version"] == 2
-    shown = json.loads(seal(learned, "versions", "show", "v2", "--json").stdout)
+    shown = json.loads(learned.run("versions", "show", "v2", "--json").stdout)
     assert shown["lineage"] == [1, 2] and shown["metrics"] == listing["versions"][1]["metrics"]
 
 
 def test_rollback_then_ingest_branches(learned, tmp_path):
     """Rollback to v0 moves the pointer and keeps v1's files; the next commit's parent is v0."""
-    assert seal(learned, "versions", "rollback", "v0").returncode == 0
-    assert (learned / "adapters" / "knowledge" / "v0001" / "adapter_model.safetensors").exists()
+    assert learned.run("versions", "rollback", "v0").returncode == 0
+    assert (learned.home / "adapters" / "knowledge" / "v0001" / "adapter_model.safetensors").exists()
     other = tmp_path / "other.md"
     other.write_text("Skelling is played with four hoops on Harrowfield green.")
-    assert seal(learned, "ingest", str(other)).returncode == 0
-    listing = json.loads(seal(learned, "versions", "list", "--json").stdout)
+    assert learned.run("ingest", str(other)).returncode == 0
+    listing = json.loads(learned.run("versions", "list", "--json").stdout)
     assert listing["active"] == 2 and listing["versions"][1]["parent"] == 0
 
 
-def test_help_and_env(home):
-    assert seal(home, "-h").returncode == 0
-    env = json.loads(seal(home, "env", "--json").stdout)
-    assert env["home"] == str(home) and env["packages"]["torch"].startswith("2.13.0")
-    shown = seal(home, "config", "show").stdout.decode()
+def test_installed_entry_point(home):
+    """The `seal` console script: -h, env and config show; a bad command is one line and exit 1."""
+    seal_bin = Path(sys.executable).parent / "seal"
+    env = {**os.environ, "SEAL_HOME": str(home)}
+    assert subprocess.run([seal_bin, "-h"], capture_output=True, env=env).returncode == 0
+    info = json.loads(subprocess.run([seal_bin, "env", "--json"], capture_output=True, env=env).stdout)
+    assert info["home"] == str(home) and info["packages"]["torch"].startswith("2.13.0")
+    shown = subprocess.run([seal_bin, "config", "show"], capture_output=True, env=env).stdout.decode()
     assert "[train]" in shown and "epochs = 2" in shown
+    bad = subprocess.run([seal_bin, "ingest", str(home / "missing.md")], capture_output=True, env=env)
+    assert bad.returncode == 1 and bad.stderr.decode().strip().splitlines() == [f"Error: {home / 'missing.md'}: no such file"]
