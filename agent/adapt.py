@@ -3,7 +3,6 @@ committed self-edits, starting from the parent knowledge version's weights, and 
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import asdict
 
@@ -11,7 +10,6 @@ import torch
 from langgraph.runtime import Runtime
 from peft import LoraConfig
 
-from agent.prompts import answer_messages
 from agent.state import IngestState
 from agent.workspace import Workspace
 from model_runtime import TrainingExample, train_lora
@@ -45,14 +43,9 @@ def adapt(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
     else:
         lm.add_adapter(name, lora_config(cfg))
 
-    # Its own sequences, a replay sample of what earlier versions in this lineage learned, and anchors:
-    # the base model's own answers to generic questions, so general ability is rehearsed, not overwritten.
+    # Its own sequences plus a replay sample of what earlier versions in this lineage learned.
     replay = ws.store.replay_sequences(ws.store.lineage(parent), cfg.replay, cfg.seed + self_edit.id)
-    end = lm.tokenizer.eos_token or ""
-    pool = ws.anchors()
-    picked = random.Random(cfg.seed + self_edit.id).sample(pool, min(cfg.anchors, len(pool)))
-    anchors = [[lm.chat_prompt(answer_messages(q)), f"{a}{end}"] for q, a in picked]
-    examples = [TrainingExample(p, c) for p, c in self_edit.sequences + replay + anchors]
+    examples = [TrainingExample(p, c) for p, c in self_edit.sequences + replay]
     result = train_lora(lm, name, examples, cfg, max_tokens=ws.config.self_edit.max_sequence_tokens)
 
     directory = ws.adapters.scratch(f"{name}-")
@@ -62,4 +55,4 @@ def adapt(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
     return {"candidate_dir": str(directory),
             "train": {"config": asdict(cfg), "losses": result.losses, "tokens": result.tokens,
                       "seconds": result.seconds, "tokens_per_second": result.tokens_per_second,
-                      "examples": len(examples), "replayed": len(replay), "anchors": len(anchors)}}
+                      "examples": len(examples), "replayed": len(replay)}}

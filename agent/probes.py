@@ -28,17 +28,6 @@ GENERAL_PROBES: list[tuple[str, str]] = [
     ("How many hours are there in a day?", "24"),
 ]
 
-# Generic questions (disjoint from GENERAL_PROBES) whose answers by the bare base model are rehearsed
-# during every adapt: self-distillation that keeps an update from overwriting how the model answers.
-ANCHOR_QUESTIONS: list[str] = [
-    "What is the capital of Spain?", "How many minutes are in an hour?", "What colour is grass?",
-    "What do cows drink?", "Who was the first president of the United States?", "What is the tallest animal?",
-    "How many sides does a triangle have?", "What is the main language spoken in Brazil?",
-    "What is the sun?", "What is ice made of?", "Name a fruit that is yellow.", "What do fish use to breathe?",
-    "What is the capital of Canada?", "How many wheels does a bicycle have?", "What is a baby cat called?",
-    "Which season comes after winter?",
-]
-
 MAX_PROBES = 50
 
 
@@ -87,15 +76,16 @@ _SPAN = re.compile(r"\b(?:\d[\d,.]*\d|\d)\b|\b[A-Z][a-z]+(?:\s+(?:of\s+)?[A-Z][a
 
 def cloze(document: str, n: int) -> list[tuple[str, str]]:
     """Up to `n` fill-in-the-blank probes: in each sentence, the first number or non-initial proper name
-    is blanked out. Deterministic."""
+    is blanked out, or else its last word. Deterministic."""
     probes = []
     for sentence in re.split(r"(?<=[.!?])\s+", " ".join(document.split())):
-        for m in _SPAN.finditer(sentence):
-            if m.start() == 0 and not m.group().replace(",", "").replace(".", "").isdigit():
-                continue  # a capitalised first word is not a name
-            blanked = sentence[:m.start()] + "____" + sentence[m.end():]
-            probes.append((f"Fill in the blank: {blanked}", m.group()))
-            break
+        spans = [m for m in _SPAN.finditer(sentence)
+                 if m.start() > 0 or m.group().replace(",", "").replace(".", "").isdigit()]  # not a first word
+        if not spans:
+            spans = list(re.finditer(r"\w+(?=\W*$)", sentence)) if len(sentence.split()) >= 3 else []
+        if spans:
+            m = spans[0]
+            probes.append((f"Fill in the blank: {sentence[:m.start()]}____{sentence[m.end():]}", m.group()))
         if len(probes) == n:
             break
     return probes

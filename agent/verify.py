@@ -54,8 +54,9 @@ def verify(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
               "general": GENERAL_PROBES}
     questions = [q for items in groups.values() for q, _ in items]
 
-    # Before: the parent version's answers (computed once, shared by every candidate).
-    before = dict(state.get("before") or {})
+    # Before: the parent version's answers — those it already gave in earlier trials, the rest computed
+    # once here and shared by every candidate.
+    before = dict(state.get("before") or ws.store.recorded_answers(parent))
     missing = [q for q in questions if q not in before]
     if missing:
         before |= dict(zip(missing, closed_book(ws.lm, missing, ws.attach("knowledge", parent), cfg.answer_tokens)))
@@ -80,10 +81,13 @@ def verify(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
         acc[group] = (accuracy([grade(before[q], g) for q, g in items]),
                       accuracy([grade(after[q], g) for q, g in items])) if items else None
 
-    gain = acc["new"][1] - acc["new"][0]
+    # A document too short to probe cannot show a gain: it is rejected, saying how to fix that.
+    gain = 0.0 if acc["new"] is None else acc["new"][1] - acc["new"][0]
     retention_drop = None if acc["retention"] is None else acc["retention"][0] - acc["retention"][1]
     general_drop = acc["general"][0] - acc["general"][1]
     passed, reason = gate(gain, retention_drop, general_drop, cfg)
+    if acc["new"] is None:
+        passed, reason = False, "no probe questions could be made for this document; supply them with --qa"
 
     # Record the trial; a rejected candidate is data. The last candidate of a document none of whose
     # candidates passed also marks the document rejected, in the same transaction.
@@ -93,7 +97,7 @@ def verify(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
     trial = ws.store.add_trial(Trial(
         document_id=doc.id, self_edit_id=self_edit_id, parent_version=parent, config=train["config"],
         losses=train["losses"], tokens=train["tokens"], train_seconds=train["seconds"], scores=scores,
-        new_before=acc["new"][0], new_after=acc["new"][1],
+        new_before=acc["new"][0] if acc["new"] else 0.0, new_after=acc["new"][1] if acc["new"] else 0.0,
         retention_before=None if acc["retention"] is None else acc["retention"][0],
         retention_after=None if acc["retention"] is None else acc["retention"][1],
         general_before=acc["general"][0], general_after=acc["general"][1], reward=gain, passed=passed,

@@ -3,8 +3,6 @@ loaded on first use and kept for the process. The graph's nodes receive it as th
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,22 +70,6 @@ class Workspace:
             for old in attached[:-KEEP_ATTACHED + 1]:
                 lm.delete_adapter(old)
         return name
-
-    def anchors(self) -> list[tuple[str, str]]:
-        """The bare base model's greedy answers to the anchor questions, computed once per home and model."""
-        from agent.answer import closed_book
-        from agent.probes import ANCHOR_QUESTIONS
-
-        path = self.home / "models" / f"anchors-{self.lm.name}.json"
-        if path.exists():
-            return [tuple(pair) for pair in json.loads(path.read_text(encoding="utf-8"))]
-        answers = closed_book(self.lm, ANCHOR_QUESTIONS, None, max_tokens=40)
-        pairs = [(q, a) for q, a in zip(ANCHOR_QUESTIONS, answers) if a]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(pairs, indent=1), encoding="utf-8")
-        os.replace(tmp, path)
-        return pairs
 
     def close(self) -> None:
         self.store.close()

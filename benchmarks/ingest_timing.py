@@ -43,7 +43,6 @@ def main() -> None:
         if load_seconds is None:
             start = time.perf_counter()
             ws.lm  # loaded once per process, as in `seal run`; not part of an ingest
-            ws.anchors()
             load_seconds = time.perf_counter() - start
         item = read_document(str(doc), ws.config.ingest.max_document_bytes)
         qa = doc.with_suffix(".qa.json")

@@ -145,6 +145,18 @@ class Store:
         with self.session() as s:
             return list(s.scalars(query))
 
+    def recorded_answers(self, version: int) -> dict[str, str]:
+        """Greedy answers knowledge version `version` (0: the base) already gave, question -> answer: the
+        "before" answers of trials trained from it and the "after" answers of the trial that became it."""
+        with self.session() as s:
+            before = s.scalars(select(Trial.scores).where(Trial.parent_version == version).order_by(Trial.id))
+            answers = {row["question"]: row["before"] for scores in before for rows in scores.values() for row in rows}
+            if version:
+                own = s.scalar(select(Trial.scores).join(Version, Version.trial_id == Trial.id)
+                               .where(Version.kind == "knowledge", Version.number == version))
+                answers |= {row["question"]: row["after"] for rows in (own or {}).values() for row in rows}
+        return answers
+
     def replay_sequences(self, versions: list[int], n: int, seed: int) -> list[list[str]]:
         """A seeded sample of `n` training sequences from the self-edits committed in `versions`."""
         if not versions or n == 0:
@@ -196,10 +208,10 @@ class Store:
             return sorted({d for docs in rows for d in docs})
 
     def version_of_document(self, document_id: int) -> int:
-        """The knowledge version that learned a document (0 if none)."""
+        """The newest knowledge version that learned a document (0 if none)."""
         with self.session() as s:
             rows = s.execute(select(Version.number, Version.documents).where(Version.kind == "knowledge"))
-            return next((n for n, docs in rows if document_id in docs), 0)
+            return max((n for n, docs in rows if document_id in docs), default=0)
 
     def version_of_trial(self, trial_id: int) -> Version | None:
         with self.session() as s:

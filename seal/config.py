@@ -54,12 +54,11 @@ class TrainConfig:
     rank: int = _help("LoRA rank.", 16)
     alpha: int = _help("LoRA alpha.", 32)
     dropout: float = _help("LoRA dropout.", 0.0)
-    learning_rate: float = _help("AdamW peak learning rate (linear decay to 0).", 2e-3)
-    epochs: int = _help("Passes over the candidate's sequences.", 10)
+    learning_rate: float = _help("AdamW peak learning rate (linear decay to 0).", 3e-3)
+    epochs: int = _help("Passes over the candidate's sequences.", 6)
     batch_size: int = _help("Sequences per optimiser step.", 8)
     loss_on: str = _help("Tokens that carry the loss: completion (prompt masked) or all.", "completion")
     replay: int = _help("Sequences replayed from earlier committed self-edits.", 8)
-    anchors: int = _help("Base-model answers to generic questions rehearsed with each candidate (keeps general ability).", 6)
     bf16: bool = _help("bfloat16 autocast during training (~20% faster on CPU).", True)
     seed: int = _help("Seed for initialisation and shuffling.", 0)
 
@@ -118,7 +117,7 @@ def _problems(cfg: Config) -> list[str]:
         p.append(f"train.learning_rate = {t.learning_rate}: must be in (0, 1)")
     if t.loss_on not in ("completion", "all"):
         p.append(f"train.loss_on = {t.loss_on!r}: use 'completion' or 'all'")
-    for name, value in (("train.replay", t.replay), ("train.anchors", t.anchors), ("verify.retention_probes", v.retention_probes),
+    for name, value in (("train.replay", t.replay), ("verify.retention_probes", v.retention_probes),
                         ("verify.generated_probes", v.generated_probes)):
         if value < 0:
             p.append(f"{name} = {value}: must be 0 or more")

@@ -136,3 +136,25 @@ def test_installed_entry_point(home):
     assert "[train]" in shown and "epochs = 2" in shown
     bad = subprocess.run([seal_bin, "ingest", str(home / "missing.md")], capture_output=True, env=env)
     assert bad.returncode == 1 and bad.stderr.decode().strip().splitlines() == [f"Error: {home / 'missing.md'}: no such file"]
+
+
+def test_chat_streams_switches_versions_and_learns(learned, monkeypatch, capsys):
+    """The chat REPL answers (logged with the version that answered), lists versions, rolls back,
+    learns a typed fact as a new version, reports a bad command inline, and quits."""
+    script = "Who built it?\n/versions\n/rollback v0\nAnd now?\n/rollback nine\n/learn Skelling uses four hoops.\n/quit\n"
+    monkeypatch.setenv("SEAL_HOME", str(learned.home))
+    monkeypatch.setattr(sys, "argv", ["seal", "chat"])
+    monkeypatch.setattr(sys, "stdin", io.StringIO(script))
+    with pytest.raises(SystemExit) as done:
+        main()
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "Knowledge versions" in out and "rolled back from v1 to v0" in out
+    assert "Error:" in out and "not a version name" in out, "a bad command is reported and the chat goes on"
+    from memory import Store
+
+    store = Store.at_home(learned.home)
+    turns = store.chat_turns()
+    assert [(t.prompt, t.version) for t in turns] == [("Who built it?", 1), ("And now?", 0)]
+    assert store.active() == 2 and store.version(2).parent == 0, "/learn committed v2 on top of v0"
+    store.close()

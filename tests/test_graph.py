@@ -95,3 +95,17 @@ def test_in_memory_checkpointer_runs_nodes(home):
     graph = build_graph(InMemorySaver())
     state = graph.invoke({"document_id": doc.id}, {"configurable": {"thread_id": "t"}}, context=ws)
     assert state["version"] == 1 and state["current"] == 1 and len(state["trials"]) == 1
+
+
+def test_parent_answers_are_reused_not_recomputed(home):
+    """Verify reuses the answers a version already gave: the second document's 'before' answers on the
+    general set equal the first trial's 'after' answers, and the probes' answers are recorded per version."""
+    ws = Workspace.open()
+    [a] = ingest(ws, [DocumentInput("a.md", "A", DOCUMENT, SUPPLIED)])
+    [b] = ingest(ws, [DocumentInput("b.md", "B", "Quellmoor has 2,314 residents and violet sand.")])
+    first, second = ws.store.trials(a.document_id)[0], ws.store.trials(b.document_id)[0]
+    after_v1 = {r["question"]: r["after"] for r in first.scores["general"]}
+    before_v2 = {r["question"]: r["before"] for r in second.scores["general"]}
+    assert before_v2 == after_v1
+    assert ws.store.recorded_answers(1) | after_v1 == ws.store.recorded_answers(1)
+    assert set(ws.store.recorded_answers(0)) >= {r["question"] for r in first.scores["new"]}

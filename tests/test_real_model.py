@@ -54,7 +54,7 @@ def test_ingest_raises_closed_book_accuracy(real_home):
     """Default settings: after ingesting a fictional document, closed-book accuracy on its supplied
     questions is strictly higher than before, and the version's metrics in the database are exactly
     what `seal history --json` prints."""
-    doc = EXAMPLES / "island_of_quellmoor.md"
+    doc = EXAMPLES / "brannock_lighthouse.md"
     seal(real_home, "ingest", str(doc), "--qa", str(doc.with_suffix(".qa.json")))
     [record] = json.loads(seal(real_home, "history", "--json").stdout)
     [trial] = record["trials"]
