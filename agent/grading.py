@@ -4,17 +4,24 @@
 from __future__ import annotations
 
 import re
-import string
 from collections import Counter
 from dataclasses import dataclass
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCT = str.maketrans({c: " " for c in string.punctuation})
+_PUNCT = re.compile(r"(?!(?<=\d)\.(?=\d))[^\w\s]")  # any punctuation but a decimal point
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())} | {"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60",
+                                                       "seventy": "70", "eighty": "80", "ninety": "90", "hundred": "100"}
 
 
 def normalize(text: str) -> list[str]:
-    """SQuAD-style normalisation, as tokens: lower case, no punctuation, no articles."""
-    return _ARTICLES.sub(" ", text.lower().translate(_PUNCT)).split()
+    """SQuAD-style normalisation, as tokens: lower case, no punctuation, no articles; number words as
+    digits ("eight" = "8") and thousands separators dropped ("2,314" = "2314")."""
+    text = _PUNCT.sub(" ", _THOUSANDS.sub("", text.lower()))
+    tokens = _ARTICLES.sub(" ", text).split()
+    return [_NUMBER_WORDS.get(t, t) for t in tokens]
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -22,6 +23,9 @@ app.add_typer(versions_app, name="versions")
 app.add_typer(config_app, name="config")
 
 console = Console()
+# Library deprecation notices are for developers, not for someone learning a document.
+warnings.filterwarnings("ignore", category=FutureWarning)
+warnings.filterwarnings("ignore", category=DeprecationWarning)
 _overrides: dict[str, Any] = {}
 
 

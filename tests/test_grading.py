@@ -24,3 +24,11 @@ def test_exact_and_f1():
 def test_empty_gold_is_never_correct():
     assert not grade("anything", "the").correct
     assert accuracy([]) == 0.0
+
+
+def test_numbers_match_in_words_or_digits():
+    """'eight' and '8' are the same answer; so are '2,314' and '2314'; '1.5' stays one token."""
+    assert grade("A spider has eight legs.", "8").correct
+    assert grade("It has 11 strings", "eleven").correct
+    assert grade("exactly 2314 residents", "2,314").correct
+    assert normalize("It costs 1.5 crowns, or 2,000.") == ["it", "costs", "1.5", "crowns", "or", "2000"]
