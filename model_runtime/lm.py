@@ -118,8 +118,9 @@ class LanguageModel:
     @torch.inference_mode()
     def generate(self, prompts: list[str], *, adapter: str | None = None, max_new_tokens: int = 64,
                  temperature: float = 0.0, top_p: float = 1.0, repetition_penalty: float = 1.0,
-                 seed: int = 0, batch_size: int = 8) -> list[str]:
-        """Complete each prompt (already templated). Greedy when temperature is 0; batched, left-padded."""
+                 seed: int = 0, batch_size: int = 32) -> list[str]:
+        """Complete each prompt (already templated). Greedy when temperature is 0; batched, left-padded
+        (batch 32 decodes 30 short answers in about half the time batch 8 takes on 2 CPU cores)."""
         config = self._generation_config(max_new_tokens, temperature, top_p, repetition_penalty)
         outputs: list[str] = []
         with self.using(adapter) as module:
