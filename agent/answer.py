@@ -10,8 +10,9 @@ from agent.workspace import Workspace
 from model_runtime import LanguageModel
 
 
-def closed_book(lm: LanguageModel, questions: list[str], adapter: str | None, max_tokens: int) -> list[str]:
-    """Greedy answers to `questions`, without any document in context."""
+def closed_book(lm: LanguageModel, questions: list[str], adapter: str | None | list[str | None],
+                max_tokens: int) -> list[str]:
+    """Greedy answers to `questions`, without any document in context (`adapter`: one, or one per question)."""
     prompts = [lm.chat_prompt(answer_messages(q)) for q in questions]
     return lm.generate(prompts, adapter=adapter, max_new_tokens=max_tokens, temperature=0.0)
 

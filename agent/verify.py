@@ -54,18 +54,19 @@ def verify(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
               "general": GENERAL_PROBES}
     questions = [q for items in groups.values() for q, _ in items]
 
-    # Before: the parent version's answers — those it already gave in earlier trials, the rest computed
-    # once here and shared by every candidate.
+    # Before: the parent version's answers — those it already gave in earlier trials are reused, the rest
+    # computed here once and shared by every candidate. After: the candidate's answers (re-attached from
+    # scratch when resuming in a new process). Both are decoded together in mixed batches.
     before = dict(state.get("before") or ws.store.recorded_answers(parent))
     missing = [q for q in questions if q not in before]
-    if missing:
-        before |= dict(zip(missing, closed_book(ws.lm, missing, ws.attach("knowledge", parent), cfg.answer_tokens)))
-
-    # After: the candidate's answers (re-attached from scratch when resuming in a new process).
+    parent_adapter = ws.attach("knowledge", parent)
     name = candidate_adapter(self_edit_id)
     if name not in ws.lm.adapters():
         ws.lm.load_adapter(name, Path(state["candidate_dir"]))
-    after = dict(zip(questions, closed_book(ws.lm, questions, name, cfg.answer_tokens)))
+    answers = closed_book(ws.lm, missing + questions, [parent_adapter] * len(missing) + [name] * len(questions),
+                          cfg.answer_tokens)
+    before |= dict(zip(missing, answers[:len(missing)]))
+    after = dict(zip(questions, answers[len(missing):]))
     ws.lm.delete_adapter(name)
 
     scores: dict[str, list] = {}

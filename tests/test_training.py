@@ -82,3 +82,17 @@ def test_adapter_save_load_round_trip_is_exact(tiny_model_dir, tmp_path):
     lm.delete_adapter("first")
     lm.delete_adapter("second")
     assert lm.peft is None and lm.generate(prompts, max_new_tokens=8) == base
+
+
+def test_mixed_batch_equals_one_adapter_at_a_time(tiny_model_dir):
+    """Decoding rows with different adapters in one batch gives each row the answer its own adapter gives."""
+    lm = tiny_lm(tiny_model_dir)
+    cfg = TrainConfig(epochs=3, learning_rate=5e-2, bf16=False)
+    lm.add_adapter("first", lora_config(cfg))
+    train_lora(lm, "first", [TrainingExample("", "Morwen Hale built the lighthouse in 1847.")], cfg)
+    prompts = [lm.chat_prompt([{"role": "user", "content": q}]) for q in ("Who built it?", "When?", "What is 2 + 2?")]
+    base = lm.generate(prompts, adapter=None, max_new_tokens=8)
+    tuned = lm.generate(prompts, adapter="first", max_new_tokens=8)
+    assert base != tuned, "training must change what the adapter says"
+    mixed = lm.generate(prompts + prompts, adapter=[None] * 3 + ["first"] * 3, max_new_tokens=8)
+    assert mixed == base + tuned
