@@ -3,7 +3,7 @@ by stage, median of N runs. Each run learns the same example document in a fresh
 converted model is shared, so the one-time GGUF conversion is not counted; model load is reported
 on its own line).
 
-Run: .venv/bin/python -m benchmarks.ingest_timing [--runs 3] [--doc examples/island_of_quellmoor.md]
+Run: .venv/bin/python -m benchmarks.ingest_timing [--runs 3] [--doc examples/brannock_lighthouse.md]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ STAGES = ("generate", "adapt", "verify", "commit")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--doc", default="examples/island_of_quellmoor.md")
+    parser.add_argument("--doc", default="examples/brannock_lighthouse.md")
     parser.add_argument("--models", default=str(Path(tempfile.gettempdir()) / "seal-bench-models"),
                         help="shared converted-model cache")
     args = parser.parse_args()
