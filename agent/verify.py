@@ -24,6 +24,9 @@ from seal.config import VerifyConfig
 def gate(gain: float, retention_drop: float | None, general_drop: float, cfg: VerifyConfig) -> tuple[bool, str]:
     """Pass when the gain reaches min_gain and neither earlier documents nor general ability dropped
     more than allowed; the reason says which numbers decided."""
+    # Accuracies are fractions of a few questions: compare at 1e-9 so that 0.8 - 0.6 counts as 0.2.
+    gain, general_drop = round(gain, 9), round(general_drop, 9)
+    retention_drop = None if retention_drop is None else round(retention_drop, 9)
     failures = []
     if gain < cfg.min_gain:
         failures.append(f"gain {gain:+.2f} < {cfg.min_gain:.2f}")

@@ -109,3 +109,14 @@ def test_parent_answers_are_reused_not_recomputed(home):
     assert before_v2 == after_v1
     assert ws.store.recorded_answers(1) | after_v1 == ws.store.recorded_answers(1)
     assert set(ws.store.recorded_answers(0)) >= {r["question"] for r in first.scores["new"]}
+
+
+def test_gate_thresholds_are_inclusive_despite_float_error():
+    """A drop of exactly the tolerance passes (0.8 - 0.6 is 0.20000000000000007 in floats)."""
+    from agent.verify import gate
+    from seal.config import VerifyConfig
+
+    cfg = VerifyConfig(min_gain=0.2, max_general_drop=0.2, max_retention_drop=0.2)
+    assert gate(0.6 - 0.4, 0.8 - 0.6, 0.8 - 0.6, cfg)[0]
+    passed, reason = gate(0.1, None, 0.3, cfg)
+    assert not passed and reason == "gain +0.10 < 0.20; general ability dropped 0.30 > 0.20"
