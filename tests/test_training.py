@@ -96,3 +96,15 @@ def test_mixed_batch_equals_one_adapter_at_a_time(tiny_model_dir):
     assert base != tuned, "training must change what the adapter says"
     mixed = lm.generate(prompts + prompts, adapter=[None] * 3 + ["first"] * 3, max_new_tokens=8)
     assert mixed == base + tuned
+
+
+def test_bfloat16_weights_generate_and_train(tiny_model_dir):
+    """model.dtype = bfloat16 loads bf16 weights that generate and train a LoRA."""
+    model, tokenizer, name = load(ModelConfig(path=str(tiny_model_dir), dtype="bfloat16"), tiny_model_dir)
+    lm = LanguageModel(model, tokenizer, name)
+    assert next(lm.base.parameters()).dtype == torch.bfloat16
+    cfg = TrainConfig(epochs=2, learning_rate=1e-2, bf16=True)
+    lm.add_adapter("first", lora_config(cfg))
+    result = train_lora(lm, "first", [TrainingExample("", "Morwen Hale built the lighthouse in 1847.")], cfg)
+    assert result.steps == 2 and all(loss == loss for loss in result.losses), "losses must be finite numbers"
+    assert len(lm.generate([lm.chat_prompt([{"role": "user", "content": "Who?"}])], adapter="first", max_new_tokens=4)) == 1
