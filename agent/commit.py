@@ -1,6 +1,7 @@
 """Stage 4, commit: the best passing candidate becomes the next knowledge version — adapter files
 written atomically first, then one database transaction (version, active pointer, trial, document),
-then the pointer file that mirrors it. Safe to re-run after a crash: a trial is committed once."""
+then the pointer file that mirrors it, all under the home's writer lock. Safe to re-run after a crash:
+a trial is committed once."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from langgraph.runtime import Runtime
 from agent.state import IngestState
 from agent.workspace import Workspace
 from memory import Version
+from seal.locking import writer_lock
 
 
 def commit(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
@@ -22,23 +24,29 @@ def commit(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
     # Highest reward wins; ties go to the earlier candidate.
     best = max((t for t in state["trials"] if t["passed"]), key=lambda t: (t["reward"], -t["trial_id"]))
 
-    version = ws.store.version_of_trial(best["trial_id"])
-    if version is None:
-        trial = ws.store.trial(best["trial_id"])
-        number = ws.store.next_number("knowledge")
-        metrics = {"reward": trial.reward, "new_before": trial.new_before, "new_after": trial.new_after,
-                   "retention_before": trial.retention_before, "retention_after": trial.retention_after,
-                   "general_before": trial.general_before, "general_after": trial.general_after,
-                   "train_tokens": trial.tokens, "train_seconds": trial.train_seconds}
-        metadata = {"parent": trial.parent_version, "documents": [document_id], "trial": trial.id,
-                    "config": trial.config, "metrics": metrics, "base_model": ws.lm.name}
-        files = ws.adapters.write("knowledge", number, Path(best["dir"]), metadata)
-        version = ws.store.commit_version(
-            Version(kind="knowledge", number=number, parent=trial.parent_version, files=files, metrics=metrics,
-                    documents=[document_id], trial_id=trial.id), document_id)
-    ws.adapters.set_pointer("knowledge", version.number)
+    with writer_lock(ws.home):
+        version = _commit_trial(ws, best, document_id)
+        ws.adapters.set_pointer("knowledge", version.number)
 
     for t in state["trials"]:
         shutil.rmtree(t["dir"], ignore_errors=True)
     ws.store.add_event("stage", document_id, {"stage": "commit", "seconds": time.perf_counter() - start})
     return {"version": version.number}
+
+
+def _commit_trial(ws: Workspace, best: dict, document_id: int) -> Version:
+    """The version made from trial `best`: created now, or found when a crashed commit already made it."""
+    version = ws.store.version_of_trial(best["trial_id"])
+    if version is not None:
+        return version
+    trial = ws.store.trial(best["trial_id"])
+    number = ws.store.next_number("knowledge")
+    metrics = {"reward": trial.reward, "new_before": trial.new_before, "new_after": trial.new_after,
+               "retention_before": trial.retention_before, "retention_after": trial.retention_after,
+               "general_before": trial.general_before, "general_after": trial.general_after,
+               "train_tokens": trial.tokens, "train_seconds": trial.train_seconds}
+    metadata = {"parent": trial.parent_version, "documents": [document_id], "trial": trial.id,
+                "config": trial.config, "metrics": metrics, "base_model": ws.lm.name}
+    files = ws.adapters.write("knowledge", number, Path(best["dir"]), metadata)
+    return ws.store.commit_version(Version(kind="knowledge", number=number, parent=trial.parent_version, files=files,
+                                           metrics=metrics, documents=[document_id], trial_id=trial.id), document_id)

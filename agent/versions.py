@@ -8,6 +8,7 @@ from typing import Any
 from adapters_store import version_name
 from agent.workspace import Workspace
 from memory import Trial, Version
+from seal.locking import writer_lock
 
 
 def version_record(ws: Workspace, v: Version, active: int) -> dict[str, Any]:
@@ -35,8 +36,9 @@ def rollback(ws: Workspace, number: int, kind: str = "knowledge") -> int:
     if number:
         version = ws.store.version(number, kind)
         ws.adapters.verified(kind, number, version.files)
-    previous = ws.store.rollback(number, kind)
-    ws.adapters.set_pointer(kind, number)
+    with writer_lock(ws.home):
+        previous = ws.store.rollback(number, kind)
+        ws.adapters.set_pointer(kind, number)
     return previous
 
 
