@@ -19,10 +19,13 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                   context_settings={"help_option_names": ["-h", "--help"]})
 versions_app = typer.Typer(help="List, inspect and roll back knowledge versions.", no_args_is_help=True)
 config_app = typer.Typer(help="Show and check the configuration.", no_args_is_help=True)
+db_app = typer.Typer(help="The database schema: current revision and upgrades.", no_args_is_help=True)
 app.add_typer(versions_app, name="versions")
 app.add_typer(config_app, name="config")
+app.add_typer(db_app, name="db")
 
 console = Console()
+notices = Console(stderr=True)
 # Library deprecation notices are for developers, not for someone learning a document.
 warnings.filterwarnings("ignore", category=FutureWarning)
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -37,9 +40,13 @@ def _workspace(progress: bool = False) -> Any:
     from agent.workspace import Workspace
 
     cfg = _config()
-    if not progress:
-        return Workspace.open(cfg)
-    return Workspace.open(cfg, progress=lambda stage, message: console.print(f"  [dim]{stage}:[/] {message}"))
+    if progress:
+        ws = Workspace.open(cfg, progress=lambda stage, message: console.print(f"  [dim]{stage}:[/] {message}"))
+    else:
+        ws = Workspace.open(cfg)
+    if ws.store.upgraded:
+        notices.print(f"[dim]database schema upgraded from revision {ws.store.upgraded[0]} to {ws.store.upgraded[1]}[/]")
+    return ws
 
 
 def _pct(x: float | None) -> str:
@@ -244,6 +251,20 @@ def config_validate() -> None:
     """Check the configuration; every problem is reported at once."""
     _config()
     console.print(f"configuration OK ({seal_config.config_path()})")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """The database's schema revision and the newest one this version of seal knows."""
+    store = _workspace().store
+    console.print(f"revision {store.revision()} (newest: {store.head()}) · {store.url}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database schema to the newest revision (also done automatically on start)."""
+    store = _workspace().store
+    console.print(f"database at revision {store.revision()}, the newest")
 
 
 @app.command()

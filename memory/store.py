@@ -9,16 +9,29 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from memory.schema import Active, Base, ChatTurn, Document, Event, Probe, SelfEdit, Trial, Version
+from memory.schema import Active, ChatTurn, Document, Event, Probe, SelfEdit, Trial, Version
 from seal.errors import NotFoundError
 
 
 def content_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def _alembic_config() -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
@@ -37,8 +50,30 @@ class Store:
         self.engine: Engine = create_engine(url)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # The schema is brought to the newest revision on open; (from, to) when an existing one was upgraded.
+        self.upgraded = self.upgrade()
+
+    def revision(self) -> str | None:
+        """The schema revision of the database (None: no schema yet)."""
+        with self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    @staticmethod
+    def head() -> str:
+        """The newest schema revision this code knows."""
+        return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+    def upgrade(self) -> tuple[str, str] | None:
+        """Apply pending migrations; returns (from, to) when an existing schema was upgraded."""
+        current, head = self.revision(), self.head()
+        if current == head:
+            return None
+        cfg = _alembic_config()
+        with self.engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "head")
+        return (current, head) if current is not None else None
 
     @classmethod
     def at_home(cls, home: Path, url: str = "") -> Store:

@@ -158,3 +158,8 @@ def test_chat_streams_switches_versions_and_learns(learned, monkeypatch, capsys)
     assert [(t.prompt, t.version) for t in turns] == [("Who built it?", 1), ("And now?", 0)]
     assert store.active() == 2 and store.version(2).parent == 0, "/learn committed v2 on top of v0"
     store.close()
+
+
+def test_db_commands(learned):
+    assert "revision 0001 (newest: 0001)" in learned.run("db", "current").stdout.decode()
+    assert learned.run("db", "upgrade").returncode == 0
