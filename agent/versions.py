@@ -11,21 +11,23 @@ from memory import Trial, Version
 from seal.locking import writer_lock
 
 
-def version_record(ws: Workspace, v: Version, active: int) -> dict[str, Any]:
-    titles = [ws.store.document(d).title for d in v.documents]
+def version_record(ws: Workspace, v: Version, active: int, titles: dict[int, str]) -> dict[str, Any]:
     return {"version": v.number, "name": f"v{v.number}", "parent": v.parent, "active": v.number == active,
-            "created_at": v.created_at.isoformat(timespec="seconds"), "documents": v.documents, "titles": titles,
+            "created_at": v.created_at.isoformat(timespec="seconds"), "documents": v.documents,
+            "titles": [titles[d] for d in v.documents],
             "trial": v.trial_id, "metrics": v.metrics, "files": v.files,
             "path": str(ws.adapters.path(v.kind, v.number))}
 
 
 def list_versions(ws: Workspace, kind: str = "knowledge") -> list[dict[str, Any]]:
-    active = ws.store.active(kind)
-    return [version_record(ws, v, active) for v in ws.store.versions(kind)]
+    active, versions = ws.store.active(kind), ws.store.versions(kind)
+    titles = ws.store.titles([d for v in versions for d in v.documents])
+    return [version_record(ws, v, active, titles) for v in versions]
 
 
 def show_version(ws: Workspace, number: int, kind: str = "knowledge") -> dict[str, Any]:
-    record = version_record(ws, ws.store.version(number, kind), ws.store.active(kind))
+    version = ws.store.version(number, kind)
+    record = version_record(ws, version, ws.store.active(kind), ws.store.titles(version.documents))
     record["lineage"] = ws.store.lineage(number, kind)
     return record
 

@@ -113,6 +113,11 @@ class Store:
                 raise NotFoundError(f"document {document_id} does not exist; see `seal history`")
             return doc
 
+    def titles(self, document_ids: list[int]) -> dict[int, str]:
+        """Document id -> title, in one query."""
+        with self.session() as s:
+            return dict(s.execute(select(Document.id, Document.title).where(Document.id.in_(document_ids))).all())
+
     def find_document(self, text: str) -> Document | None:
         with self.session() as s:
             return s.scalar(select(Document).where(Document.sha256 == content_sha256(text)))
