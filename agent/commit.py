@@ -25,20 +25,26 @@ def commit(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
     best = max((t for t in state["trials"] if t["passed"]), key=lambda t: (t["reward"], -t["trial_id"]))
 
     with writer_lock(ws.home):
-        version = _commit_trial(ws, best, document_id)
-        ws.adapters.set_pointer("knowledge", version.number)
+        version = ws.store.version_of_trial(best["trial_id"])  # made already by a commit stopped midway
+        active = ws.store.active("knowledge")
+        if version is None and active != state["parent_version"]:
+            # Another commit or a rollback moved the active version while this candidate trained from the
+            # old one; committing it would silently drop that version's knowledge from the active lineage.
+            ws.store.reject_trial(best["trial_id"], document_id,
+                                  f"the active version moved from v{state['parent_version']} to v{active} during "
+                                  "this ingest; ingest the document again to learn it on top of the new version")
+        else:
+            version = version or _commit_trial(ws, best, document_id)
+        ws.adapters.set_pointer("knowledge", ws.store.active("knowledge"))
 
     for t in state["trials"]:
         shutil.rmtree(t["dir"], ignore_errors=True)
     ws.store.add_event("stage", document_id, {"stage": "commit", "seconds": time.perf_counter() - start})
-    return {"version": version.number}
+    return {"version": version.number if version else 0}
 
 
 def _commit_trial(ws: Workspace, best: dict, document_id: int) -> Version:
-    """The version made from trial `best`: created now, or found when a crashed commit already made it."""
-    version = ws.store.version_of_trial(best["trial_id"])
-    if version is not None:
-        return version
+    """Write trial `best`'s adapter as the next version and commit it in one transaction."""
     trial = ws.store.trial(best["trial_id"])
     number = ws.store.next_number("knowledge")
     metrics = {"reward": trial.reward, "new_before": trial.new_before, "new_after": trial.new_after,

@@ -69,7 +69,11 @@ def read_document(path: str, max_bytes: int) -> DocumentInput:
         if file.stat().st_size > max_bytes:
             raise InputError(f"{path}: {file.stat().st_size:,} bytes is over the {max_bytes:,}-byte limit "
                              "(split it, or raise ingest.max_document_bytes)")
-        text = check_text(file.read_bytes(), path, max_bytes)
+        try:
+            raw = file.read_bytes()
+        except OSError as e:
+            raise InputError(f"{path}: cannot be read ({e.strerror})") from e
+        text = check_text(raw, path, max_bytes)
     title = text.splitlines()[0].lstrip("# ").strip()[:80]
     return DocumentInput(source=path, title=title, text=text)
 

@@ -37,6 +37,8 @@ def load_supplied(path: Path) -> list[tuple[str, str]]:
         raise InputError(f"{path}: no such questions file")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise InputError(f"{path}: cannot be read ({e.strerror})") from e
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise InputError(f"{path}: not valid UTF-8 JSON ({e}); expected a list of {{\"question\", \"answer\"}}") from e
     if not isinstance(data, list) or not data:

@@ -48,6 +48,11 @@ def verify(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
     parent, index = state["parent_version"], state["current"]
     self_edit_id = state["candidates"][index]
     ws.progress("verify", f"scoring candidate {index + 1}/{len(state['candidates'])}")
+    # A verify that recorded its trial but was stopped before its checkpoint is not run twice.
+    done = ws.store.trial_of(self_edit_id, parent)
+    if done is not None:
+        return {"current": index + 1, "trials": [{"trial_id": done.id, "passed": done.passed, "reward": done.reward,
+                                                  "dir": state["candidate_dir"]}]}
 
     # Three groups of (question, gold answer): this document, earlier documents, general ability.
     earlier = ws.store.learned_documents(ws.store.lineage(parent))

@@ -255,16 +255,23 @@ def config_validate() -> None:
 
 @db_app.command("current")
 def db_current() -> None:
-    """The database's schema revision and the newest one this version of seal knows."""
-    store = _workspace().store
+    """The database's schema revision and the newest one this version of seal knows (changes nothing)."""
+    from memory import Store
+
+    store = Store.at_home(seal_config.home(), _config().database_url, upgrade=False)
     console.print(f"revision {store.revision()} (newest: {store.head()}) · {store.url}")
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Bring the database schema to the newest revision (also done automatically on start)."""
-    store = _workspace().store
-    console.print(f"database at revision {store.revision()}, the newest")
+    from memory import Store
+
+    store = Store.at_home(seal_config.home(), _config().database_url, upgrade=False)
+    before, after = store.revision(), store.upgrade()
+    console.print(f"upgraded from revision {after[0]} to {after[1]}" if after else
+                  f"database created at revision {store.revision()}" if before is None else
+                  f"database at revision {before}, the newest")
 
 
 @app.command()

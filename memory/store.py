@@ -15,10 +15,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, func, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from memory.schema import Active, ChatTurn, Document, Event, Probe, SelfEdit, Trial, Version
-from seal.errors import NotFoundError
+from seal.errors import ConfigError, NotFoundError
 
 
 def content_sha256(text: str) -> str:
@@ -45,14 +46,18 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
 class Store:
     """The SQL store behind one database URL (SQLite file by default, any SQLAlchemy URL)."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, upgrade: bool = True):
         self.url = url
-        self.engine: Engine = create_engine(url)
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # The schema is brought to the newest revision on open; (from, to) when an existing one was upgraded.
-        self.upgraded = self.upgrade()
+        try:
+            self.engine: Engine = create_engine(url)
+            if self.engine.dialect.name == "sqlite":
+                event.listen(self.engine, "connect", _sqlite_pragmas)
+            self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+            # The schema is brought to the newest revision on open; (from, to) when an existing one was upgraded.
+            self.upgraded = self.upgrade() if upgrade else None
+        except (ArgumentError, NoSuchModuleError, OperationalError, ImportError) as e:
+            raise ConfigError(f"cannot open the database {url!r}: {str(e).splitlines()[0]}; "
+                              "check database_url / SEAL_DATABASE_URL") from e
 
     def revision(self) -> str | None:
         """The schema revision of the database (None: no schema yet)."""
@@ -76,12 +81,10 @@ class Store:
         return (current, head) if current is not None else None
 
     @classmethod
-    def at_home(cls, home: Path, url: str = "") -> Store:
+    def at_home(cls, home: Path, url: str = "", upgrade: bool = True) -> Store:
         """The store for a home directory: `url` when given, else SQLite at home/seal.db."""
-        if not url:
-            home.mkdir(parents=True, exist_ok=True)
-            url = f"sqlite:///{home / 'seal.db'}"
-        return cls(url)
+        home.mkdir(parents=True, exist_ok=True)
+        return cls(url or f"sqlite:///{home / 'seal.db'}", upgrade=upgrade)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -166,10 +169,24 @@ class Store:
             s.add(trial)
             if reject_document:
                 s.execute(update(Document).where(Document.id == trial.document_id).values(status="rejected"))
+                s.flush()
                 s.add(Event(kind="rejected", document_id=trial.document_id,
-                            data={"trial": None, "reason": trial.reason}))
+                            data={"trial": trial.id, "reason": trial.reason}))
             s.flush()
             return trial
+
+    def trial_of(self, self_edit_id: int, parent_version: int) -> Trial | None:
+        """The trial already recorded for a candidate trained from `parent_version`, if any."""
+        with self.session() as s:
+            return s.scalar(select(Trial).where(Trial.self_edit_id == self_edit_id,
+                                                Trial.parent_version == parent_version).order_by(Trial.id.desc()))
+
+    def reject_trial(self, trial_id: int, document_id: int, reason: str) -> None:
+        """A passing trial that may not be committed after all: it and its document become rejected."""
+        with self.session() as s:
+            s.execute(update(Trial).where(Trial.id == trial_id).values(decision="rejected", reason=reason))
+            s.execute(update(Document).where(Document.id == document_id).values(status="rejected"))
+            s.add(Event(kind="rejected", document_id=document_id, data={"trial": trial_id, "reason": reason}))
 
     def trial(self, trial_id: int) -> Trial:
         with self.session() as s:

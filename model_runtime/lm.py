@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors.torch import load_file, save_file
+from seal.errors import IntegrityError
 from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase, TextIteratorStreamer
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -61,11 +62,17 @@ class LanguageModel:
             self.delete_adapter(name)
         self.add_adapter(name, config)
         weights = load_file(str(Path(directory) / ADAPTER_WEIGHTS))
-        result = set_peft_model_state_dict(self.peft, weights, adapter_name=name)
-        missing = [k for k in result.missing_keys if f".{name}." in k and "lora_" in k]
-        if result.unexpected_keys or missing:
-            raise ValueError(f"adapter {directory} does not fit the model "
-                             f"(unexpected {result.unexpected_keys[:3]}, missing {missing[:3]})")
+        try:
+            result = set_peft_model_state_dict(self.peft, weights, adapter_name=name)
+            missing = [k for k in result.missing_keys if f".{name}." in k and "lora_" in k]
+            problem = (f"unexpected {result.unexpected_keys[:2]}, missing {missing[:2]}"
+                       if result.unexpected_keys or missing else "")
+        except RuntimeError as e:  # tensor shapes of another base model
+            problem = str(e).splitlines()[0]
+        if problem:
+            self.delete_adapter(name)
+            raise IntegrityError(f"adapter {directory} does not fit the loaded model {self.name!r} ({problem}); "
+                                 "was it trained on another base model?")
 
     def save_adapter(self, name: str, directory: Path) -> None:
         """Write adapter `name` in PEFT's own format: adapter_model.safetensors + adapter_config.json."""

@@ -4,6 +4,7 @@ home directory, overrides from the CLI, and validation that reports every proble
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -90,6 +91,12 @@ class Config:
 
 def _problems(cfg: Config) -> list[str]:
     p: list[str] = []
+    for section in dataclasses.fields(cfg):
+        settings = getattr(cfg, section.name)
+        for f in dataclasses.fields(settings) if dataclasses.is_dataclass(settings) else ():
+            value = getattr(settings, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                p.append(f"{section.name}.{f.name} = {value}: must be a finite number")
     m, s, t, v, i = cfg.model, cfg.self_edit, cfg.train, cfg.verify, cfg.ingest
     if m.dtype not in ("float32", "bfloat16"):
         p.append(f"model.dtype = {m.dtype!r}: use 'float32' or 'bfloat16'")
@@ -184,6 +191,8 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         *parents, leaf = key.strip().split(".")
         for part in parents:
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part} is set to a value elsewhere, not a table of settings")
         node[leaf] = value
     return data
 
@@ -206,7 +215,7 @@ def load(overrides: dict[str, Any] | None = None) -> Config:
     if path.exists():
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as e:
             raise ConfigError(f"{path}: not valid TOML ({e}); fix or delete the file") from e
     url = os.environ.get("SEAL_DATABASE_URL")
     if url:

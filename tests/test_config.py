@@ -48,3 +48,10 @@ def test_toml_rendering_round_trips():
     """`seal config show` output is valid TOML that loads back to the same configuration."""
     cfg = config.Config()
     assert config.from_dict(tomllib.loads(config.to_toml(cfg))) == cfg
+
+
+def test_non_finite_numbers_and_bad_nesting_are_refused():
+    with pytest.raises(ConfigError, match="self_edit.temperature = nan: must be a finite number"):
+        config.from_dict(config.parse_overrides(["self_edit.temperature=nan"]))
+    with pytest.raises(ConfigError, match="train is set to a value"):
+        config.parse_overrides(["train=5", "train.epochs=3"])

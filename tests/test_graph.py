@@ -120,3 +120,36 @@ def test_gate_thresholds_are_inclusive_despite_float_error():
     assert gate(0.6 - 0.4, 0.8 - 0.6, 0.8 - 0.6, cfg)[0]
     passed, reason = gate(0.1, None, 0.3, cfg)
     assert not passed and reason == "gain +0.10 < 0.20; general ability dropped 0.30 > 0.20"
+
+
+def test_verify_stopped_after_recording_is_not_repeated(home):
+    """A verify that recorded its trial but died before its checkpoint reuses that trial on resume."""
+    from agent.ingest import _thread, checkpointer
+    from agent.verify import verify
+    from types import SimpleNamespace
+
+    ws = Workspace.open()
+    doc, _ = ws.store.add_document(DOCUMENT, "doc.md", "Lighthouse")
+    with checkpointer(ws) as saver:
+        graph = build_graph(saver)
+        graph.invoke({"document_id": doc.id}, _thread(doc), context=ws, interrupt_after=["adapt"])
+        verify(graph.get_state(_thread(doc)).values, SimpleNamespace(context=ws))  # recorded, then "killed"
+    [result] = resume(Workspace.open())
+    assert result.status == "committed" and len(ws.store.trials(doc.id)) == 1
+
+
+def test_commit_refuses_a_candidate_whose_parent_is_no_longer_active(home):
+    """If another ingest commits while this candidate trains, the candidate is rejected with a reason
+    instead of silently dropping the other version from the active lineage."""
+    from agent.ingest import _thread, checkpointer
+
+    ws = Workspace.open()
+    doc, _ = ws.store.add_document(DOCUMENT, "doc.md", "Lighthouse")
+    with checkpointer(ws) as saver:
+        build_graph(saver).invoke({"document_id": doc.id}, _thread(doc), context=ws, interrupt_after=["adapt"])
+    [other] = ingest(ws, [DocumentInput("b.md", "B", "Quellmoor has 2,314 residents and violet sand.")])
+    assert other.version == 1
+    [result] = resume(ws)
+    assert result.status == "rejected" and ws.store.active() == 1 and len(ws.store.versions()) == 1
+    assert "active version moved from v0 to v1" in ws.store.trials(doc.id)[0].reason
+    assert (home / "adapters" / "knowledge" / "ACTIVE").read_text().strip() == "v0001"

@@ -86,3 +86,16 @@ def test_retention_probes_sample_only_earlier_documents(store):
     sample = store.retention_probes(d2.id, [d1.id, d2.id], 5, seed=0)
     assert [p.question for p in sample] == ["q1", "q2"]
     assert store.retention_probes(d2.id, [d2.id], 5, seed=0) == []
+
+
+def test_bad_database_url_is_a_config_error(tmp_path):
+    from seal.errors import ConfigError
+
+    for url in ("nonsense://x", "sqlite:////nonexistent-dir/x/seal.db"):
+        with pytest.raises(ConfigError, match="cannot open the database"):
+            Store(url)
+
+
+def test_opening_without_upgrade_changes_nothing(tmp_path):
+    store = Store.at_home(tmp_path, upgrade=False)
+    assert store.revision() is None and store.upgrade() is None and store.revision() == Store.head()
