@@ -95,8 +95,9 @@ def _run(ws: Workspace, doc: Document, saver: SqliteSaver, resume: bool) -> Inge
     start = time.perf_counter()
     graph = build_graph(saver)
     config = _thread(doc)
-    if resume and graph.get_state(config).next:
-        ws.progress("resume", f"resuming at {', '.join(graph.get_state(config).next)}")
+    pending = graph.get_state(config).next if resume else ()
+    if pending:
+        ws.progress("resume", f"resuming at {', '.join(pending)}")
         state = graph.invoke(None, config, context=ws, durability="sync")
     else:
         saver.delete_thread(config["configurable"]["thread_id"])
