@@ -35,6 +35,11 @@ def chunks(lm: LanguageModel, text: str, max_tokens: int) -> list[str]:
     return pieces + ([current] if current else [])
 
 
+def document_sequences(lm: LanguageModel, document: str, cfg: SelfEditConfig) -> list[list[str]]:
+    """The document itself as [prompt, completion] pairs (no prompt), split to fit max_sequence_tokens."""
+    return [["", piece] for piece in chunks(lm, document, cfg.max_sequence_tokens)]
+
+
 def training_sequences(lm: LanguageModel, format: str, self_edit: str, document: str,
                        cfg: SelfEditConfig) -> list[list[str]]:
     """[prompt, completion] pairs: the self-edit's items (capped), then the document itself."""
@@ -46,7 +51,7 @@ def training_sequences(lm: LanguageModel, format: str, self_edit: str, document:
     else:
         items = [["", piece] for p in prompts.parse_paragraphs(self_edit)
                  for piece in chunks(lm, p, cfg.max_sequence_tokens)]
-    return items[:cfg.max_sequences] + [["", piece] for piece in chunks(lm, document, cfg.max_sequence_tokens)]
+    return items[:cfg.max_sequences] + document_sequences(lm, document, cfg)
 
 
 def generate(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:

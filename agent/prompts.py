@@ -1,5 +1,5 @@
 """Prompt wording and parsing: the self-edit formats (prompt + parser each), the closed-book answer
-prompt that verify and chat share, and the probe-writing prompt."""
+prompt that verify and chat share (and its open-book twin the benchmarks use), and the probe-writing prompt."""
 
 from __future__ import annotations
 
@@ -34,6 +34,12 @@ PROBE_PROMPT = (
 def answer_messages(question: str) -> list[dict[str, str]]:
     """The closed-book question as chat messages; verify, ask and self-QA training all use this."""
     return [{"role": "system", "content": ANSWER_SYSTEM}, {"role": "user", "content": question}]
+
+
+def open_book_messages(document: str, question: str) -> list[dict[str, str]]:
+    """The question with the document in context: the upper bound a retrieval system would reach."""
+    return [{"role": "system", "content": ANSWER_SYSTEM},
+            {"role": "user", "content": f"{document.strip()}\n\n{question}"}]
 
 
 def self_edit_messages(format: str, document: str) -> list[dict[str, str]]:

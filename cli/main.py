@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import platform
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -22,7 +24,10 @@ config_app = typer.Typer(help="Show and check the configuration.", no_args_is_he
 db_app = typer.Typer(help="The database schema: current revision and upgrades.", no_args_is_help=True)
 app.add_typer(versions_app, name="versions")
 app.add_typer(config_app, name="config")
+bench_app = typer.Typer(help="Benchmarks against the SEAL paper's protocol (results under benchmarks/results/).",
+                        no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(bench_app, name="bench")
 
 console = Console()
 notices = Console(stderr=True)
@@ -300,6 +305,64 @@ def env(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = F
         if key != "packages":
             console.print(f"[bold]{key}[/]: {value}")
     console.print("[bold]packages[/]: " + ", ".join(f"{k} {v}" for k, v in packages.items()))
+
+
+DEFAULT_DATA = Path("../shared/data/squad_val.json")
+DEFAULT_RESULTS = Path("benchmarks/results")
+
+
+@contextmanager
+def _bench_progress(what: str) -> Iterator[Any]:
+    """A progress bar for a benchmark: callback(done, total, message)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("[dim]{task.fields[message]}"), console=console) as bar:
+        task = bar.add_task(what, total=None, message="")
+        yield lambda done, total, message: bar.update(task, completed=done, total=total, message=message[:60])
+
+
+def _bench_model() -> Any:
+    from agent.workspace import load_model
+
+    cfg = _config()
+    console.print("[dim]loading the model[/]")
+    return cfg, load_model(cfg.model, seal_config.home() / "models")
+
+
+def _print_markdown(path: Path) -> None:
+    from rich.markdown import Markdown
+
+    console.print(Markdown(path.read_text(encoding="utf-8")))
+
+
+@bench_app.command("knowledge")
+def bench_knowledge(
+    data: Annotated[Path, typer.Option(help="SQuAD-shaped JSON: [{title, context, questions: [{question, answer}]}].")] = DEFAULT_DATA,
+    n: Annotated[int, typer.Option(help="Passages, from the start of the split.")] = 50,
+    split: Annotated[str, typer.Option(help="eval (first 200 after the seed-42 shuffle) or train (the rest).")] = "eval",
+    offset: Annotated[int, typer.Option(help="Skip this many passages of the split first.")] = 0,
+    formats: Annotated[str, typer.Option(help="Self-edit prompt formats to compare, comma-separated.")] = ",".join(seal_config.SELF_EDIT_FORMATS),
+    policy: Annotated[Optional[int], typer.Option(help="Also score self-edits written by this policy version (of SEAL_HOME).")] = None,
+    out: Annotated[Path, typer.Option(help="Directory for the JSON, markdown and PNG results.")] = DEFAULT_RESULTS,
+) -> None:
+    """Single-passage knowledge incorporation: no adaptation, in context, passage only, passage + self-edit per format."""
+    from benchmarks import knowledge, report, squad
+
+    passages = squad.split(squad.load(data), split, n, offset)
+    chosen = [f.strip() for f in formats.split(",") if f.strip()]
+    cfg, lm = _bench_model()
+    arm = None
+    if policy is not None:
+        ws = _workspace()
+        arm = (policy, ws.attach("policy", policy))
+    stem = f"knowledge-{split}-n{n}" + (f"-from{offset}" if offset else "")
+    args = {"data": str(data), "n": n, "split": split, "offset": offset, "formats": chosen, "policy": policy}
+    with _bench_progress("knowledge") as progress:
+        knowledge.run(lm, passages, chosen, cfg, out=out, stem=stem, provenance=report.provenance(cfg, args),
+                      policy=arm, progress=progress)
+    _print_markdown(out / f"{stem}.md")
+    console.print(f"[dim]results: {out / stem}.json, .md, .png[/]")
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
-"""The LoRA training loop, written out: tokenize → dynamic padding → forward → masked loss →
-backward → AdamW step with linear decay. Pads (and, when configured, prompt tokens) carry no loss."""
+"""The LoRA training loop, written out: tokenize → pack → forward → masked loss → backward → AdamW
+step with linear decay. A batch's sequences are packed into one row with a block-diagonal mask, so no
+compute goes to padding; prompt tokens (when configured) carry no loss."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ class TrainingExample:
 @dataclass(frozen=True)
 class TrainResult:
     losses: list[float] = field(default_factory=list)
-    tokens: int = 0  # non-pad tokens run through the model, all epochs
+    tokens: int = 0  # tokens run through the model, all epochs (there are no pads)
     seconds: float = 0.0
     steps: int = 0
 
@@ -47,17 +48,22 @@ def encode(lm: LanguageModel, example: TrainingExample, loss_on: str, max_tokens
     return ids, labels[:max_tokens]
 
 
-def collate(rows: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad a batch to its longest row; pad positions get attention 0 and label IGNORE."""
-    width = max(len(ids) for ids, _ in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
-    attention = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, (ids, lab) in enumerate(rows):
-        input_ids[i, :len(ids)] = torch.tensor(ids)
-        labels[i, :len(lab)] = torch.tensor(lab)
-        attention[i, :len(ids)] = 1
-    return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
+def pack(rows: list[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
+    """Concatenate a batch's rows into one row with no padding at all. Position ids restart at 0 for
+    each row, which makes transformers build a block-diagonal causal mask (no row sees another), and
+    each row's first label is IGNORE so no row is trained to predict the next row's start."""
+    input_ids, labels, positions = [], [], []
+    for ids, lab in rows:
+        input_ids += ids
+        labels += [IGNORE] + lab[1:]
+        positions += range(len(ids))
+    return {"input_ids": torch.tensor([input_ids]), "position_ids": torch.tensor([positions]),
+            "labels": torch.tensor([labels])}
+
+
+def forward(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Logits of a packed batch (no KV cache: with one, transformers would not see the packing)."""
+    return model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
 
 
 def masked_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -95,11 +101,11 @@ def train_lora(lm: LanguageModel, adapter: str, examples: list[TrainingExample],
         for _ in range(cfg.epochs):
             order = torch.randperm(len(rows), generator=generator).tolist()
             for i in range(0, len(order), cfg.batch_size):
-                # Pad only to the longest row of this batch (dynamic padding).
-                batch = collate([rows[j] for j in order[i:i + cfg.batch_size]], lm.tokenizer.pad_token_id)
-                # Forward; the loss ignores pads and (for loss_on='completion') prompt tokens.
+                # Pack the batch's rows into one (no pads, so no compute is spent on padding).
+                batch = pack([rows[j] for j in order[i:i + cfg.batch_size]])
+                # Forward; the loss ignores row starts and (for loss_on='completion') prompt tokens.
                 with autocast:
-                    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                    logits = forward(model, batch)
                 loss = masked_loss(logits, batch["labels"])
                 # Backward and one AdamW step on the LoRA weights, then decay the learning rate.
                 loss.backward()
@@ -107,7 +113,7 @@ def train_lora(lm: LanguageModel, adapter: str, examples: list[TrainingExample],
                 schedule.step()
                 optimizer.zero_grad(set_to_none=True)
                 losses.append(loss.item())
-                tokens += int(batch["attention_mask"].sum())
+                tokens += batch["input_ids"].shape[1]
     finally:
         model.eval()
         for param in trainable:

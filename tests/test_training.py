@@ -5,7 +5,7 @@ import torch
 from agent.adapt import lora_config
 from model_runtime import LanguageModel, TrainingExample, train_lora
 from model_runtime.loading import load
-from model_runtime.training import IGNORE, collate, encode, masked_loss
+from model_runtime.training import IGNORE, encode, forward, masked_loss, pack
 from seal.config import ModelConfig, TrainConfig
 
 
@@ -33,27 +33,27 @@ def test_lora_changes_and_base_does_not(tiny_model_dir):
     assert not any(p.requires_grad for p in lm.peft.parameters()), "training must leave everything frozen"
 
 
-def test_pads_carry_no_loss(tiny_model_dir):
-    """The masked loss of a row is the same alone and when padded in a batch with a longer row; pad
-    positions have label IGNORE and attention 0."""
+def test_packed_rows_do_not_see_each_other(tiny_model_dir):
+    """Packing a batch into one row changes nothing a row computes: each row's logits equal its logits
+    alone, the packed loss equals the loss over the rows' own positions, and no row is trained to
+    predict the start of the next one."""
     lm = tiny_lm(tiny_model_dir)
-    short = encode(lm, TrainingExample("", "green and white"), "all", 64)
-    long = encode(lm, TrainingExample("", "The Brannock Lighthouse was built in 1847 by Morwen Hale."), "all", 64)
-    batch = collate([short, long], lm.tokenizer.pad_token_id)
-    n = len(short[0])
-    assert batch["attention_mask"][0, n:].sum() == 0 and (batch["labels"][0, n:] == IGNORE).all()
+    rows = [encode(lm, TrainingExample("", text), "all", 64)
+            for text in ("green and white", "The Brannock Lighthouse was built in 1847 by Morwen Hale.", "Skelling")]
+    batch = pack(rows)
     with torch.no_grad():
-        alone = collate([short], lm.tokenizer.pad_token_id)
-        logits_alone = lm.base(input_ids=alone["input_ids"], attention_mask=alone["attention_mask"]).logits
-        logits_batch = lm.base(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        only_short = batch["labels"].clone()
-        only_short[1] = IGNORE
-        torch.testing.assert_close(masked_loss(logits_batch, only_short), masked_loss(logits_alone, alone["labels"]))
-        # Changing what sits in the pad positions does not change the loss either.
-        noisy = batch["input_ids"].clone()
-        noisy[0, n:] = 7
-        logits_noisy = lm.base(input_ids=noisy, attention_mask=batch["attention_mask"]).logits
-        torch.testing.assert_close(masked_loss(logits_noisy, batch["labels"]), masked_loss(logits_batch, batch["labels"]))
+        packed = forward(lm.base, batch)
+        alone = [forward(lm.base, pack([r])) for r in rows]
+    start = 0
+    for (ids, _), logits in zip(rows, alone):
+        torch.testing.assert_close(packed[0, start:start + len(ids)], logits[0], msg="a packed row saw another row")
+        assert batch["labels"][0, start] == IGNORE, "a row's first token must not be a target of the previous row"
+        start += len(ids)
+    # The packed loss is the mean over every row's own next-token positions.
+    losses = [torch.nn.functional.cross_entropy(logits[0, :-1], torch.tensor(ids[1:]), reduction="sum")
+              for (ids, _), logits in zip(rows, alone)]
+    targets = sum(len(ids) - 1 for ids, _ in rows)
+    torch.testing.assert_close(masked_loss(packed, batch["labels"]), sum(losses) / targets)
 
 
 def test_prompt_tokens_are_masked_when_configured(tiny_model_dir):

@@ -1,0 +1,180 @@
+"""`seal bench knowledge`: single-passage knowledge incorporation, the SEAL paper's SQuAD protocol.
+
+For each passage, every condition starts from the same base model and is asked the passage's questions
+closed-book (greedy, the runtime's answer prompt and grader):
+  no adaptation · passage in context (the retrieval upper bound) · LoRA on the passage only ·
+  LoRA on passage + self-edit, for each prompt format · and, with --policy N, passage + self-edit
+  written by policy version N.
+Training is the runtime's own adapt recipe (config `train.*`, no replay: one passage from the base).
+Reported: the mean over passages of per-passage accuracy (the paper's number) and question-level
+accuracy, each with a 95 % interval, and the share of the in-context gap each condition closes.
+
+Run: seal bench knowledge --data ../shared/data/squad_val.json --n 50
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from agent import prompts
+from agent.adapt import lora_config
+from agent.answer import closed_book
+from agent.generate import document_sequences, training_sequences
+from agent.grading import grade
+from benchmarks import report
+from benchmarks.squad import Passage
+from model_runtime import LanguageModel, TrainingExample, train_lora
+from seal.config import SELF_EDIT_FORMATS, Config
+from seal.errors import InputError
+
+NONE, IN_CONTEXT, PASSAGE = "no adaptation", "passage in context", "LoRA: passage only"
+Progress = Callable[[int, int, str], None]
+
+
+def self_edit_label(format: str, policy: int | None = None) -> str:
+    return f"LoRA: passage + {format}" + ("" if policy is None else f" (policy v{policy})")
+
+
+def sample_self_edits(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Config,
+                      policy_adapter: str | None) -> list[dict[str, str]]:
+    """One self-edit per passage and format, sampled with the given policy adapter (None: the base
+    model), in batches ordered by prompt length so little time goes to padding."""
+    jobs = [(i, f, lm.chat_prompt(prompts.self_edit_messages(f, p.context)))
+            for i, p in enumerate(passages) for f in formats]
+    jobs.sort(key=lambda job: len(job[2]))
+    s = cfg.self_edit
+    texts = lm.generate([prompt for _, _, prompt in jobs], adapter=policy_adapter, max_new_tokens=s.max_new_tokens,
+                        temperature=s.temperature, top_p=s.top_p, repetition_penalty=s.repetition_penalty, seed=s.seed)
+    edits: list[dict[str, str]] = [{} for _ in passages]
+    for (i, f, _), text in zip(jobs, texts):
+        edits[i][f] = text
+    return edits
+
+
+def score_passage(lm: LanguageModel, passage: Passage, arms: dict[str, tuple[str, str] | None],
+                  cfg: Config) -> dict[str, Any]:
+    """Train one fresh adapter per training arm (label → (format, self-edit), or None for the passage
+    alone), then answer the questions under every condition in one mixed batch and grade them."""
+    questions = [q for q, _ in passage.questions]
+    trained: dict[str, dict[str, Any]] = {}
+    for n, (label, edit) in enumerate(arms.items()):
+        sequences = (document_sequences(lm, passage.context, cfg.self_edit) if edit is None
+                     else training_sequences(lm, edit[0], edit[1], passage.context, cfg.self_edit))
+        name = f"bench-{n}"
+        torch.manual_seed(cfg.train.seed)  # every arm starts from the same initial LoRA
+        lm.add_adapter(name, lora_config(cfg.train))
+        result = train_lora(lm, name, [TrainingExample(p, c) for p, c in sequences], cfg.train,
+                            max_tokens=cfg.self_edit.max_sequence_tokens)
+        trained[label] = {"adapter": name, "sequences": len(sequences), "train_tokens": result.tokens,
+                          "train_seconds": round(result.seconds, 2), "final_loss": result.losses[-1] if result.losses else None,
+                          "self_edit": None if edit is None else edit[1]}
+
+    # Closed-book under the base and every adapter, open-book under the base: one mixed batch.
+    closed = [NONE, *trained]
+    chat = [lm.chat_prompt(prompts.answer_messages(q)) for q in questions]
+    batch = chat * len(closed) + [lm.chat_prompt(prompts.open_book_messages(passage.context, q)) for q in questions]
+    adapters = [trained[c]["adapter"] if c in trained else None for c in closed for _ in questions] + [None] * len(questions)
+    answers = lm.generate(batch, adapter=adapters, max_new_tokens=cfg.verify.answer_tokens, temperature=0.0)
+    for info in trained.values():
+        lm.delete_adapter(info.pop("adapter"))
+
+    conditions = {}
+    for k, label in enumerate([*closed, IN_CONTEXT]):
+        given = answers[k * len(questions):(k + 1) * len(questions)]
+        grades = [grade(a, gold) for a, (_, gold) in zip(given, passage.questions)]
+        conditions[label] = {"answers": given, "correct": [g.correct for g in grades], "f1": [round(g.f1, 3) for g in grades],
+                             "accuracy": sum(g.correct for g in grades) / len(grades), **trained.get(label, {})}
+    return {"title": passage.title, "sha256": hashlib.sha256(passage.context.encode()).hexdigest()[:16],
+            "questions": [{"question": q, "answer": a} for q, a in passage.questions], "conditions": conditions}
+
+
+def summarize(records: list[dict[str, Any]], labels: list[str]) -> list[dict[str, Any]]:
+    """Per condition: passage-mean and question-level accuracy with 95 % intervals, F1, gap closed."""
+    rows = []
+    for label in labels:
+        per_passage = [r["conditions"][label]["accuracy"] for r in records]
+        correct = [c for r in records for c in r["conditions"][label]["correct"]]
+        f1 = [x for r in records for x in r["conditions"][label]["f1"]]
+        tokens = [r["conditions"][label].get("train_tokens", 0) for r in records]
+        rows.append({"condition": label, "passage_mean": report.mean_interval(per_passage),
+                     "question_level": report.wilson(sum(correct), len(correct)), "questions": len(correct),
+                     "f1": sum(f1) / len(f1) if f1 else math.nan,
+                     "train_tokens": sum(tokens) / len(tokens) if tokens else 0})
+    none = next(r["passage_mean"][0] for r in rows if r["condition"] == NONE)
+    ceiling = next(r["passage_mean"][0] for r in rows if r["condition"] == IN_CONTEXT)
+    for r in rows:
+        r["gap_closed"] = (r["passage_mean"][0] - none) / (ceiling - none) if ceiling > none else math.nan
+    return rows
+
+
+def markdown(summary: list[dict[str, Any]], passages: int, command: str) -> str:
+    rows = [[s["condition"], report.with_interval(*s["passage_mean"]), report.with_interval(*s["question_level"]),
+             f"{100 * s['f1']:.1f}", "—" if s["condition"] in (NONE, IN_CONTEXT) else f"{100 * s['gap_closed']:.0f} %",
+             f"{s['train_tokens']:.0f}"] for s in summary]
+    return (f"### Knowledge incorporation: {passages} passages, {summary[0]['questions']} questions\n\n"
+            f"`{command}`\n\n"
+            + report.table(["condition", "passage-mean accuracy % [95% CI]", "question-level accuracy % [95% CI]",
+                            "token F1 %", "in-context gap closed", "trained tokens / passage"], rows))
+
+
+def plot(summary: list[dict[str, Any]], path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    means = [100 * s["passage_mean"][0] for s in summary]
+    errors = [[100 * (s["passage_mean"][0] - s["passage_mean"][1]) for s in summary],
+              [100 * (s["passage_mean"][2] - s["passage_mean"][0]) for s in summary]]
+    fig, ax = plt.subplots(figsize=(8, 0.55 * len(summary) + 1.2))
+    ax.barh(range(len(summary)), means, xerr=errors, color=["#999", "#6a9", *["#47a"] * (len(summary) - 2)], capsize=3)
+    ax.set_yticks(range(len(summary)), [s["condition"] for s in summary])
+    ax.invert_yaxis()
+    ax.set_xlabel("closed-book accuracy, mean over passages (%), 95% CI")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Config, *, out: Path, stem: str,
+        provenance: dict[str, Any], policy: tuple[int, str | None] | None = None,
+        progress: Progress = lambda done, total, message: None) -> list[dict[str, Any]]:
+    """Score every condition on every passage; the JSON and table are rewritten after each passage, the
+    plot at the end. `policy` is (version number, its attached adapter name) for the policy arm."""
+    unknown = [f for f in formats if f not in SELF_EDIT_FORMATS]
+    if unknown or not formats:
+        raise InputError(f"formats {unknown or '(none)'}: use any of {', '.join(SELF_EDIT_FORMATS)}")
+    start = time.perf_counter()
+    progress(0, len(passages), f"sampling {len(passages) * len(formats)} self-edits")
+    edits = sample_self_edits(lm, passages, formats, cfg, None)
+    policy_edits = None
+    if policy is not None:
+        policy_edits = sample_self_edits(lm, passages, [cfg.self_edit.format], cfg, policy[1])
+    labels = [NONE, IN_CONTEXT, PASSAGE, *(self_edit_label(f) for f in formats)]
+    if policy is not None:
+        labels.append(self_edit_label(cfg.self_edit.format, policy[0]))
+
+    records: list[dict[str, Any]] = []
+    summary: list[dict[str, Any]] = []
+    for i, passage in enumerate(passages):
+        progress(i, len(passages), passage.title)
+        arms: dict[str, tuple[str, str] | None] = {PASSAGE: None}
+        arms |= {self_edit_label(f): (f, edits[i][f]) for f in formats}
+        if policy_edits is not None:
+            arms[labels[-1]] = (cfg.self_edit.format, policy_edits[i][cfg.self_edit.format])
+        records.append(score_passage(lm, passage, arms, cfg))
+        summary = summarize(records, labels)
+        result = {**provenance, "benchmark": "knowledge", "passages_done": len(records), "passages": len(passages),
+                  "complete": len(records) == len(passages), "seconds": round(time.perf_counter() - start, 1),
+                  "summary": summary, "records": records}
+        report.write(out, stem, result, markdown(summary, len(records), provenance["command"]))
+    progress(len(passages), len(passages), "done")
+    plot(summary, out / f"{stem}.png", f"SQuAD knowledge incorporation, {len(passages)} passages")
+    return summary
