@@ -365,6 +365,64 @@ def bench_knowledge(
     console.print(f"[dim]results: {out / stem}.json, .md, .png[/]")
 
 
+@bench_app.command("continual")
+def bench_continual(
+    data: Annotated[Path, typer.Option(help="SQuAD-shaped JSON: [{title, context, questions: [{question, answer}]}].")] = DEFAULT_DATA,
+    sequences: Annotated[int, typer.Option(help="Independent sequences (results are averaged over them).")] = 3,
+    length: Annotated[int, typer.Option(help="Documents per sequence.")] = 8,
+    split: Annotated[str, typer.Option(help="eval or train; sequence i takes the split's next LENGTH passages.")] = "eval",
+    offset: Annotated[int, typer.Option(help="Skip this many passages of the split first.")] = 0,
+    arms: Annotated[str, typer.Option(help="protected (the runtime: gate, replay, versions) and/or plain (sequential merged LoRA).")] = "protected,plain",
+    out: Annotated[Path, typer.Option(help="Directory for the JSON, markdown and PNG results.")] = DEFAULT_RESULTS,
+) -> None:
+    """Forgetting: learn documents one after another; after each, accuracy on every document so far."""
+    from benchmarks import continual, report, squad
+
+    passages = squad.split(squad.load(data), split, sequences * length, offset)
+    chosen = [a.strip() for a in arms.split(",") if a.strip()]
+    cfg, lm = _bench_model()
+    stem = f"continual-{split}-{sequences}x{length}" + (f"-from{offset}" if offset else "")
+    args = {"data": str(data), "sequences": sequences, "length": length, "split": split, "offset": offset, "arms": chosen}
+    with _bench_progress("continual") as progress:
+        continual.run(lm, [passages[i * length:(i + 1) * length] for i in range(sequences)], chosen, cfg,
+                      homes=seal_config.home() / "bench" / stem, model_cache=seal_config.home() / "models", out=out,
+                      stem=stem, provenance=report.provenance(cfg, args), progress=progress)
+    _print_markdown(out / f"{stem}.md")
+    console.print(f"[dim]results: {out / stem}.json, .md, .png[/]")
+
+
+@bench_app.command("speed")
+def bench_speed(
+    runs: Annotated[int, typer.Option(help="Ingest cycles to take the median of.")] = 3,
+    doc: Annotated[Path, typer.Option(help="The document learned in each cycle.")] = Path("examples/brannock_lighthouse.md"),
+    qa: Annotated[Optional[Path], typer.Option(help="Its probe questions (default: DOC with .qa.json).")] = None,
+    paper_pad: Annotated[int, typer.Option(help="The paper recipe's padded length (2048 is the paper's; lower only for smoke runs).")] = 2048,
+    paper_epochs: Annotated[int, typer.Option(help="The paper recipe's epochs (10 is the paper's; 0 skips that arm).")] = 10,
+    out: Annotated[Path, typer.Option(help="Directory for the JSON and markdown results.")] = DEFAULT_RESULTS,
+) -> None:
+    """Cost of one document: stage times, adapt and decode against this machine's peaks, the paper's recipe."""
+    from agent.ingest import DocumentInput, read_document
+    from agent.probes import load_supplied
+    from benchmarks import report, speed
+
+    if runs < 1 or paper_pad < 16 or paper_epochs < 0:
+        raise SealError("--runs must be at least 1, --paper-pad at least 16 and --paper-epochs at least 0")
+    cfg = _config()
+    document = read_document(str(doc), cfg.ingest.max_document_bytes)
+    document = DocumentInput(document.source, document.title, document.text,
+                             tuple(load_supplied(qa or doc.with_suffix(".qa.json"))))
+    cfg, lm = _bench_model()
+    stem = f"speed-{doc.stem}"
+    args = {"runs": runs, "doc": str(doc), "qa": str(qa or doc.with_suffix(".qa.json")), "paper_pad": paper_pad,
+            "paper_epochs": paper_epochs}
+    with _bench_progress("speed") as progress:
+        speed.run(lm, document, cfg, runs=runs, homes=seal_config.home() / "bench" / stem, out=out, stem=stem,
+                  provenance=report.provenance(cfg, args), paper_pad=paper_pad, paper_epochs=paper_epochs,
+                  progress=progress)
+    _print_markdown(out / f"{stem}.md")
+    console.print(f"[dim]results: {out / stem}.json, .md[/]")
+
+
 def main() -> None:
     """Entry point: library errors become one line on stderr and exit status 1."""
     try:

@@ -93,6 +93,14 @@ class LanguageModel:
             self.peft.set_adapter(next(a for a in self.adapters() if a != name))
             self.peft.delete_adapter(name)
 
+    def merge(self, name: str) -> None:
+        """Fold the only attached adapter into the base weights, for good. The runtime never does this
+        (versions stay adapters); the continual benchmark's plain arm does, as the paper did."""
+        if self.adapters() != [name]:
+            raise ValueError(f"merge needs {name!r} to be the only adapter; attached: {self.adapters()}")
+        self.base = self.peft.merge_and_unload()
+        self.peft = None
+
     @contextmanager
     def using(self, adapter: str | None) -> Iterator[torch.nn.Module]:
         """Run the block with exactly `adapter` active (None: the bare base model; "*": rows choose)."""

@@ -1,0 +1,201 @@
+"""`seal bench continual`: the SEAL paper's forgetting experiment. Sequences of documents are learned
+one after another; after each one, every document seen so far is asked its questions closed-book.
+Row k of the matrix is the model after k documents (row 0: no adaptation, on every document), so
+the diagonal is just-after-learning accuracy and the last row is what is left at the end.
+
+Two arms see the same documents and the same self-edits (the base model writes them with the same
+seeds in both):
+  protected — the runtime itself: `seal ingest` with its retention gate, replay of earlier
+              self-edits, and versions kept as adapters (a rejected document changes nothing);
+  plain     — the paper's sequential recipe: a LoRA trained on each self-edit and merged into the
+              weights, no gate, no replay.
+
+Run: seal bench continual --data ../shared/data/squad_val.json --sequences 3 --length 8
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from adapters_store import AdapterStore
+from agent.adapt import lora_config
+from agent.answer import closed_book
+from agent.generate import document_seed, sample_self_edits, training_sequences
+from agent.grading import grade
+from agent.ingest import DocumentInput, ingest
+from agent.workspace import Workspace
+from benchmarks import report
+from benchmarks.squad import Passage
+from memory import Store
+from memory.store import content_sha256
+from model_runtime import LanguageModel, TrainingExample, loading, train_lora
+from seal.config import Config
+from seal.errors import InputError
+
+ARMS = ("protected", "plain")
+Progress = Callable[[int, int, str], None]
+Matrix = list[list[float | None]]
+
+
+def accuracies(lm: LanguageModel, passages: list[Passage], adapter: str | None, cfg: Config) -> list[float]:
+    """Closed-book accuracy on each passage's questions, one batch for all of them."""
+    questions = [q for p in passages for q, _ in p.questions]
+    answers = iter(closed_book(lm, questions, adapter, cfg.verify.answer_tokens))
+    return [sum(grade(next(answers), gold).correct for _, gold in p.questions) / len(p.questions) for p in passages]
+
+
+def matrix_row(values: list[float], length: int) -> list[float | None]:
+    return values + [None] * (length - len(values))
+
+
+def protected(lm: LanguageModel, passages: list[Passage], cfg: Config, home: Path,
+              step: Callable[[str], None]) -> dict[str, Any]:
+    """Learn the passages in order with the runtime (fresh home), scoring after each ingest."""
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    ws = Workspace(home=home, config=cfg, store=Store.at_home(home), adapters=AdapterStore(home / "adapters"), _lm=lm)
+    rows: Matrix = []
+    log = []
+    try:
+        for k, p in enumerate(passages):
+            step(f"protected {k + 1}/{len(passages)}: {p.title}")
+            result = next(ingest(ws, [DocumentInput(f"squad:{p.title}", p.title, p.context, p.questions)]))
+            version = ws.store.active("knowledge")
+            rows.append(matrix_row(accuracies(lm, passages[:k + 1], ws.attach("knowledge", version), cfg), len(passages)))
+            edit = ws.store.self_edit(ws.store.trials(result.document_id)[-1].self_edit_id)
+            log.append({"title": p.title, "decision": result.status, "version": version, "reason": result.reason,
+                        "seconds": round(result.seconds, 1), "self_edit": edit.text})
+    finally:
+        for name in list(lm.adapters()):
+            lm.delete_adapter(name)
+        ws.close()
+    return {"rows": rows, "steps": log}
+
+
+def plain(policy: LanguageModel, passages: list[Passage], cfg: Config, model_cache: Path,
+          step: Callable[[str], None]) -> dict[str, Any]:
+    """Learn the passages in order the paper's way: self-edit → fresh LoRA → merge into the weights."""
+    model, tokenizer, name = loading.load(cfg.model, model_cache)  # a private copy: merging changes it for good
+    lm = LanguageModel(model, tokenizer, name)
+    rows: Matrix = []
+    log = []
+    for k, p in enumerate(passages):
+        step(f"plain {k + 1}/{len(passages)}: {p.title}")
+        seed = document_seed(content_sha256(p.context), cfg.self_edit.seed)
+        text = sample_self_edits(policy, p.context, cfg.self_edit, None, seed)[0]
+        sequences = training_sequences(lm, cfg.self_edit.format, text, p.context, cfg.self_edit)
+        torch.manual_seed(cfg.train.seed)
+        lm.add_adapter("edit", lora_config(cfg.train))
+        start = time.perf_counter()
+        train_lora(lm, "edit", [TrainingExample(a, b) for a, b in sequences], cfg.train,
+                   max_tokens=cfg.self_edit.max_sequence_tokens)
+        lm.merge("edit")
+        rows.append(matrix_row(accuracies(lm, passages[:k + 1], None, cfg), len(passages)))
+        log.append({"title": p.title, "decision": "merged", "seconds": round(time.perf_counter() - start, 1),
+                    "self_edit": text})
+    return {"rows": rows, "steps": log}
+
+
+def mean_matrix(matrices: list[Matrix]) -> Matrix:
+    return [[None if cells[0] is None else statistics.fmean(cells) for cells in zip(*rows)] for rows in zip(*matrices)]
+
+
+def measures(m: Matrix) -> dict[str, Any]:
+    """The targets' numbers on a (k+1)×k matrix: just-after-learning mean (diagonal), final-row mean,
+    their ratio, and which documents end below their no-adaptation accuracy."""
+    k = len(m[0])
+    diagonal = statistics.fmean(m[j + 1][j] for j in range(k))
+    final = statistics.fmean(m[k][j] for j in range(k))
+    baseline = statistics.fmean(m[0])
+    below = [j + 1 for j in range(k) if m[k][j] < m[0][j] - 1e-9]
+    return {"no_adaptation": baseline, "just_after": diagonal, "final": final,
+            "retained": final / diagonal if diagonal else float("nan"), "below_baseline": below}
+
+
+def markdown(summary: dict[str, Any], command: str) -> str:
+    parts = [f"### Continual learning: {summary['sequences']} sequences of {summary['length']} documents\n",
+             f"`{command}`\n"]
+    rows = []
+    for arm, m in summary["measures"].items():
+        rows.append([arm, report.pct(m["no_adaptation"]), report.pct(m["just_after"]), report.pct(m["final"]),
+                     f"{m['retained']:.2f} ×", ", ".join(map(str, m["below_baseline"])) or "none",
+                     summary["commits"].get(arm, "—")])
+    parts.append(report.table(["arm", "no adaptation %", "just after learning % (diagonal)", "after the last document %",
+                               "final / just-after", "documents below no-adaptation", "documents committed"], rows))
+    for arm, m in summary["mean_matrix"].items():
+        header = ["after ↓ / document →", *[str(j + 1) for j in range(len(m[0]))]]
+        body = [[f"{k} docs" if k else "none", *["" if v is None else report.pct(v) for v in row]] for k, row in enumerate(m)]
+        parts.append(f"\n**{arm}**: accuracy % averaged over sequences\n\n" + report.table(header, body))
+    return "\n".join(parts)
+
+
+def plot(summary: dict[str, Any], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    arms = list(summary["mean_matrix"])
+    fig, axes = plt.subplots(1, len(arms), figsize=(5.2 * len(arms), 4.6), squeeze=False)
+    for ax, arm in zip(axes[0], arms):
+        m = np.array([[np.nan if v is None else 100 * v for v in row] for row in summary["mean_matrix"][arm]])
+        image = ax.imshow(m, cmap="viridis", vmin=0, vmax=max(1.0, np.nanmax(m)), aspect="auto")
+        for (r, c), v in np.ndenumerate(m):
+            if not np.isnan(v):
+                ax.text(c, r, f"{v:.0f}", ha="center", va="center", color="w" if v < 0.6 * np.nanmax(m) else "k", fontsize=8)
+        ax.set_xticks(range(m.shape[1]), [str(j + 1) for j in range(m.shape[1])])
+        ax.set_yticks(range(m.shape[0]), ["none", *[str(k) for k in range(1, m.shape[0])]])
+        ax.set_xlabel("document")
+        ax.set_ylabel("after this many documents")
+        ax.set_title(f"{arm}: retained {summary['measures'][arm]['retained']:.2f}×")
+        fig.colorbar(image, ax=ax, label="closed-book accuracy (%)")
+    fig.suptitle(f"Continual learning, mean of {summary['sequences']} sequences of {summary['length']} documents")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run(lm: LanguageModel, sequences: list[list[Passage]], arms: list[str], cfg: Config, *, homes: Path,
+        model_cache: Path, out: Path, stem: str, provenance: dict[str, Any],
+        progress: Progress = lambda done, total, message: None) -> dict[str, Any]:
+    """Both arms on every sequence; the JSON and table are rewritten after each sequence."""
+    if not arms or any(a not in ARMS for a in arms):
+        raise InputError(f"arms {arms}: use any of {', '.join(ARMS)}")
+    length = len(sequences[0])
+    total = len(sequences) * len(arms) * length
+    done = 0
+    start = time.perf_counter()
+    runs: list[dict[str, Any]] = []
+    summary: dict[str, Any] = {}
+
+    def step(message: str) -> None:
+        nonlocal done
+        progress(done, total, message)
+        done += 1
+
+    for s, passages in enumerate(sequences):
+        baseline = accuracies(lm, passages, None, cfg)
+        record: dict[str, Any] = {"titles": [p.title for p in passages], "no_adaptation": baseline}
+        for arm in arms:
+            result = (protected(lm, passages, cfg, homes / f"sequence-{s + 1}", step) if arm == "protected"
+                      else plain(lm, passages, cfg, model_cache, step))
+            record[arm] = {"matrix": [baseline, *result["rows"]], "steps": result["steps"]}
+        runs.append(record)
+        matrices = {arm: mean_matrix([r[arm]["matrix"] for r in runs]) for arm in arms}
+        summary = {"sequences": len(runs), "length": length, "mean_matrix": matrices,
+                   "measures": {arm: measures(m) for arm, m in matrices.items()},
+                   "commits": {"protected": sum(st["decision"] == "committed" for r in runs for st in r["protected"]["steps"])}
+                   if "protected" in arms else {}}
+        result_json = {**provenance, "benchmark": "continual", "complete": len(runs) == len(sequences),
+                       "seconds": round(time.perf_counter() - start, 1), "summary": summary, "runs": runs}
+        report.write(out, stem, result_json, markdown(summary, provenance["command"]))
+    progress(total, total, "done")
+    plot(summary, out / f"{stem}.png")
+    return summary

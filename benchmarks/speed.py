@@ -1,0 +1,233 @@
+"""`seal bench speed`: what learning one document costs on this machine, against this machine's limits,
+all measured in the same run:
+  machine — fp32 and bf16 matrix-multiply peaks and memory copy bandwidth;
+  cycle   — wall time of one ingest by stage (generate, adapt, verify, commit), median of --runs,
+            each in a fresh home with the model already loaded (as in a running agent);
+  adapt   — trained tokens/s, and the useful FLOP/s as a share of the measured peak (a LoRA on a
+            frozen base costs forward + input-gradient backward = 2 × the forward FLOPs per token);
+  decode  — greedy tokens/s at batch 1 and at the runtime's batch, against the roofline
+            min(memory bandwidth / weight bytes × batch, compute peak / forward FLOPs per token);
+  paper   — the paper's inner loop re-implemented on the same self-edit (HF Trainer, every sequence
+            padded to 2048 with the pads in the loss, LoRA r=32 α=64 on q/v only, 10 epochs, lr 1e-3,
+            batch 1): wall-time ratio against the runtime's adapt, and closed-book accuracy of both.
+
+Run: seal bench speed --runs 3
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import LoraConfig
+
+from adapters_store import AdapterStore
+from agent.answer import closed_book
+from agent.grading import accuracy, grade
+from agent.ingest import DocumentInput, ingest
+from agent.probes import GENERAL_PROBES
+from agent.workspace import Workspace
+from benchmarks import report
+from memory import Store
+from model_runtime import LanguageModel
+from seal.config import Config
+
+STAGES = ("generate", "adapt", "verify", "commit")
+RUNTIME_BATCH = 32  # LanguageModel.generate's default batch
+Step = Callable[[str], None]
+
+
+def _median_time(fn: Callable[[], Any], repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 8) -> float:
+    """GFLOP/s of a square matrix multiply (2·n³ FLOPs), median of `repeats`."""
+    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
+    return 2 * size**3 / _median_time(lambda: a @ b, repeats) / 1e9
+
+
+def copy_bandwidth(mebibytes: int = 256, repeats: int = 8) -> float:
+    """GB/s of a large tensor copy (bytes read + bytes written), median of `repeats`."""
+    src = torch.ones(mebibytes * 2**20 // 4)
+    dst = torch.empty_like(src)
+    return 2 * src.numel() * 4 / _median_time(lambda: dst.copy_(src), repeats) / 1e9
+
+
+def model_shape(lm: LanguageModel) -> dict[str, Any]:
+    """Parameter counts the FLOP and byte estimates need (matmul weights include the output head)."""
+    base = lm.base
+    linear = sum(m.weight.numel() for m in base.modules() if isinstance(m, torch.nn.Linear))
+    c = base.config
+    return {"parameters": sum(p.numel() for p in base.parameters()), "matmul_parameters": linear,
+            "weight_bytes": sum(p.numel() * p.element_size() for p in base.parameters()),
+            "layers": c.num_hidden_layers, "hidden": c.hidden_size}
+
+
+def forward_flops(shape: dict[str, Any], context: float) -> float:
+    """Forward FLOPs per token: 2 per matmul weight, plus causal attention (QKᵀ and AV) over an
+    average of context/2 earlier positions in every layer."""
+    return 2 * shape["matmul_parameters"] + 4 * shape["layers"] * shape["hidden"] * context / 2
+
+
+def decode_rate(lm: LanguageModel, batch: int, new_tokens: int, repeats: int) -> float:
+    """Greedy decode tokens/s for `batch` short chat prompts, forced to exactly `new_tokens` tokens."""
+    prompts = [lm.chat_prompt([{"role": "user", "content": GENERAL_PROBES[i % len(GENERAL_PROBES)][0]}])
+               for i in range(batch)]
+    enc = lm.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+
+    def run() -> None:
+        with torch.inference_mode():
+            lm.base.generate(**enc, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
+                             pad_token_id=lm.tokenizer.pad_token_id)
+
+    return batch * new_tokens / _median_time(run, repeats)
+
+
+def cycle(lm: LanguageModel, document: DocumentInput, cfg: Config, home: Path) -> dict[str, Any]:
+    """One ingest in a fresh home: stage seconds, the trial's training numbers, and its sequences."""
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    ws = Workspace(home=home, config=cfg, store=Store.at_home(home), adapters=AdapterStore(home / "adapters"), _lm=lm)
+    try:
+        start = time.perf_counter()
+        result = next(ingest(ws, [document]))
+        total = time.perf_counter() - start
+        stages = {e.data["stage"]: e.data["seconds"] for e in ws.store.events("stage", result.document_id)}
+        trial = ws.store.trials(result.document_id)[0]
+        sequences = ws.store.self_edit(trial.self_edit_id).sequences
+    finally:
+        for name in list(lm.adapters()):
+            lm.delete_adapter(name)
+        ws.close()
+    rows = [len(lm.tokenizer(p + c, add_special_tokens=False)["input_ids"]) for p, c in sequences]
+    return {"total": total, "stages": stages, "decision": result.status, "accuracy": result.new_after,
+            "train_tokens": trial.tokens, "train_seconds": trial.train_seconds, "sequences": sequences,
+            "mean_sequence_tokens": statistics.fmean(rows)}
+
+
+def paper_recipe(lm: LanguageModel, sequences: list[list[str]], questions: list[tuple[str, str]], cfg: Config,
+                 pad: int, epochs: int) -> dict[str, Any]:
+    """The paper's inner loop on `sequences`, from the base model, then closed-book on `questions`."""
+    from transformers import Trainer, TrainingArguments
+
+    lm.add_adapter("paper", LoraConfig(r=32, lora_alpha=64, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
+                                       task_type="CAUSAL_LM"))
+    tokenizer = lm.tokenizer
+    tokenizer.padding_side = "right"
+    try:
+        enc = tokenizer([p + c for p, c in sequences], padding="max_length", max_length=pad, truncation=True,
+                        add_special_tokens=False)
+    finally:
+        tokenizer.padding_side = "left"
+    # Labels are the input ids, pads included: the pads are in the loss, as in the paper's code.
+    data = [{"input_ids": ids, "attention_mask": mask, "labels": list(ids)}
+            for ids, mask in zip(enc["input_ids"], enc["attention_mask"])]
+    with tempfile.TemporaryDirectory() as scratch:
+        args = TrainingArguments(output_dir=scratch, per_device_train_batch_size=1, num_train_epochs=epochs,
+                                 learning_rate=1e-3, lr_scheduler_type="linear", weight_decay=0.0,
+                                 logging_strategy="no", save_strategy="no", report_to=[], use_cpu=True,
+                                 bf16=cfg.train.bf16, seed=cfg.train.seed, disable_tqdm=True)
+        start = time.perf_counter()
+        Trainer(model=lm.peft, args=args, train_dataset=data).train()
+        seconds = time.perf_counter() - start
+    lm.peft.eval()
+    answers = closed_book(lm, [q for q, _ in questions], "paper", cfg.verify.answer_tokens)
+    lm.delete_adapter("paper")
+    return {"seconds": seconds, "steps": epochs * len(data), "tokens": epochs * len(data) * pad,
+            "accuracy": accuracy([grade(a, gold) for a, (_, gold) in zip(answers, questions)]), "answers": answers}
+
+
+def summarize(machine: dict[str, float], shape: dict[str, Any], cycles: list[dict[str, Any]],
+              decode: dict[int, float], paper: dict[str, Any] | None) -> dict[str, Any]:
+    stages = {s: statistics.median(c["stages"].get(s, 0.0) for c in cycles) for s in STAGES}
+    tokens_per_second = statistics.median(c["train_tokens"] / c["train_seconds"] for c in cycles)
+    context = statistics.median(c["mean_sequence_tokens"] for c in cycles)
+    train_gflops = tokens_per_second * 2 * forward_flops(shape, context) / 1e9
+    bandwidth_bound = machine["copy_gb_s"] * 1e9 / shape["weight_bytes"]
+    compute_bound = machine["fp32_gflop_s"] * 1e9 / forward_flops(shape, 64)
+    adapt_seconds = statistics.median(c["stages"]["adapt"] for c in cycles)
+    ours = statistics.median(c["accuracy"] or 0.0 for c in cycles)
+    summary = {
+        "machine": machine, "model": shape,
+        "cycle": {"median_total": statistics.median(c["total"] for c in cycles), "median_stages": stages,
+                  "runs": len(cycles)},
+        "adapt": {"tokens_per_second": tokens_per_second, "mean_sequence_tokens": context, "gflop_s": train_gflops,
+                  "fraction_of_fp32_peak": train_gflops / machine["fp32_gflop_s"],
+                  "fraction_of_bf16_peak": train_gflops / machine["bf16_gflop_s"]},
+        "decode": {str(b): {"tokens_per_second": r, "bound": min(b * bandwidth_bound, compute_bound),
+                            "fraction_of_bound": r / min(b * bandwidth_bound, compute_bound)} for b, r in decode.items()},
+    }
+    if paper is not None:
+        summary["paper"] = {**{k: v for k, v in paper.items() if k != "answers"}, "runtime_adapt_seconds": adapt_seconds,
+                            "speedup": paper["seconds"] / adapt_seconds, "runtime_accuracy": ours}
+    return summary
+
+
+def markdown(s: dict[str, Any], command: str) -> str:
+    m, c, a = s["machine"], s["cycle"], s["adapt"]
+    parts = [f"### Speed: one document cycle on this machine (median of {c['runs']} runs)\n", f"`{command}`\n",
+             report.table(["machine", "measured"], [["fp32 matmul peak", f"{m['fp32_gflop_s']:.0f} GFLOP/s"],
+                                                    ["bf16 matmul peak", f"{m['bf16_gflop_s']:.0f} GFLOP/s"],
+                                                    ["memory copy bandwidth", f"{m['copy_gb_s']:.1f} GB/s"]]),
+             "",
+             report.table(["stage", "median seconds"],
+                          [[st, f"{v:.2f}"] for st, v in c["median_stages"].items()]
+                          + [["**one-document cycle** (target < 20 s)", f"**{c['median_total']:.1f}**"]]),
+             "",
+             report.table(["adapt", "measured"], [
+                 ["trained tokens/s", f"{a['tokens_per_second']:.0f}"],
+                 ["useful training GFLOP/s (2 × forward FLOPs/token)", f"{a['gflop_s']:.0f}"],
+                 ["share of fp32 peak (target ≥ 60 %)", f"{100 * a['fraction_of_fp32_peak']:.0f} %"],
+                 ["share of bf16 peak", f"{100 * a['fraction_of_bf16_peak']:.0f} %"]]),
+             "",
+             report.table(["decode batch", "tokens/s", "roofline bound tokens/s", "share of bound"],
+                          [[b, f"{d['tokens_per_second']:.0f}", f"{d['bound']:.0f}", f"{100 * d['fraction_of_bound']:.0f} %"]
+                           for b, d in s["decode"].items()])]
+    if "paper" in s:
+        p = s["paper"]
+        parts += ["", report.table(["inner loop on the same self-edit", "wall seconds", "tokens processed", "closed-book accuracy"], [
+            ["paper recipe (Trainer, pad 2048, pads in loss, q/v r=32, 10 epochs, lr 1e-3, batch 1)",
+             f"{p['seconds']:.1f}", f"{p['tokens']:,}", report.pct(p["accuracy"])],
+            ["runtime (packed, all linear r=16, 6 epochs, lr 3e-3, batch 8, bf16 autocast)",
+             f"{p['runtime_adapt_seconds']:.1f}", "", report.pct(p["runtime_accuracy"])],
+            ["**speed-up** (target ≥ 10×)", f"**{p['speedup']:.1f}×**", "", ""]])]
+    return "\n".join(parts)
+
+
+def run(lm: LanguageModel, document: DocumentInput, cfg: Config, *, runs: int, homes: Path, out: Path, stem: str,
+        provenance: dict[str, Any], paper_pad: int = 2048, paper_epochs: int = 10,
+        progress: Callable[[int, int, str], None] = lambda done, total, message: None) -> dict[str, Any]:
+    total = runs + 4
+    progress(0, total, "machine peaks")
+    machine = {"fp32_gflop_s": matmul_peak(torch.float32), "bf16_gflop_s": matmul_peak(torch.bfloat16),
+               "copy_gb_s": copy_bandwidth()}
+    cycles = []
+    for i in range(runs):
+        progress(1 + i, total, f"cycle {i + 1}/{runs}")
+        cycles.append(cycle(lm, document, cfg, homes / f"run-{i + 1}"))
+    progress(1 + runs, total, "decode")
+    decode = {b: decode_rate(lm, b, 32, 3) for b in (1, RUNTIME_BATCH)}
+    paper = None
+    if paper_epochs > 0:
+        progress(2 + runs, total, f"paper recipe ({paper_epochs} epochs at {paper_pad} tokens)")
+        paper = paper_recipe(lm, cycles[0]["sequences"], list(document.questions), cfg, paper_pad, paper_epochs)
+    summary = summarize(machine, model_shape(lm), cycles, decode, paper)
+    result = {**provenance, "benchmark": "speed", "summary": summary,
+              "cycles": [{k: v for k, v in c.items() if k != "sequences"} for c in cycles],
+              "self_edit_sequences": cycles[0]["sequences"], "paper_answers": paper and paper["answers"]}
+    report.write(out, stem, result, markdown(summary, provenance["command"]))
+    progress(total, total, "done")
+    return summary

@@ -1,0 +1,139 @@
+"""`seal bench`: the statistics the tables quote, the SQuAD splits, bad input, and each benchmark run
+end to end through the CLI on the tiny model (the real-model smoke runs are in test_real_model.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import pytest
+
+from benchmarks import continual, report, squad
+from cli.main import main
+from seal.errors import InputError
+
+PASSAGES = [{"title": f"Lighthouse {i}", "context": f"The lighthouse number {i} was built in {1800 + i} by Morwen Hale.",
+             "questions": [{"question": f"When was lighthouse {i} built?", "answer": str(1800 + i)},
+                           {"question": f"Who built lighthouse {i}?", "answer": "Morwen Hale"}]} for i in range(6)]
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    import sys
+
+    old = sys.argv
+    sys.argv = ["seal", *args]
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code or 0
+    finally:
+        sys.argv = old
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture
+def data(tmp_path):
+    path = tmp_path / "squad.json"
+    path.write_text(json.dumps(PASSAGES))
+    return path
+
+
+def test_wilson_interval_matches_known_values():
+    """The 95 % Wilson interval of 5/10 is [0.237, 0.763]; of 0/10 it starts at 0."""
+    p, low, high = report.wilson(5, 10)
+    assert (p, round(low, 3), round(high, 3)) == (0.5, 0.237, 0.763)
+    assert report.wilson(0, 10)[1] == 0.0 and round(report.wilson(0, 10)[2], 3) == 0.278
+
+
+def test_mean_interval_is_normal_approximation():
+    mean, low, high = report.mean_interval([0.0, 1.0, 0.5, 0.5])
+    assert mean == 0.5 and math.isclose(high - mean, 1.959964 * 0.40825 / 2, rel_tol=1e-4)
+
+
+def test_splits_follow_the_data_readme(data):
+    """eval = the first 200 after random.seed(42) shuffle, train = the rest (here the file is small,
+    so eval is all of it and train is empty)."""
+    records = list(PASSAGES)
+    random.seed(42)
+    random.shuffle(records)
+    got = squad.split(squad.load(data), "eval", 6)
+    assert [p.title for p in got] == [r["title"] for r in records]
+    with pytest.raises(InputError, match="train split has 0 passages"):
+        squad.split(squad.load(data), "train", 1)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("not json", "not readable UTF-8 JSON"),
+    ("[]", "non-empty JSON list"),
+    ('[{"context": "x", "questions": [{"question": "q"}]}]', "record 0 needs"),
+])
+def test_bad_data_file_is_one_line_error(tmp_path, home, capsys, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    code, _, err = run_cli(["bench", "knowledge", "--data", str(path), "--n", "1"], capsys)
+    assert code == 1 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_missing_data_file_says_where_the_data_is(home, tmp_path, capsys):
+    code, _, err = run_cli(["bench", "knowledge", "--data", str(tmp_path / "none.json")], capsys)
+    assert code == 1 and "squad_val.json" in err, err
+
+
+def test_measures_of_a_known_matrix():
+    """Diagonal = just-after accuracy, last row = final, documents ending below row 0 are listed."""
+    m = [[0.2, 0.4, 0.0], [0.6, None, None], [0.4, 0.8, None], [0.1, 0.6, 0.5]]
+    got = continual.measures(m)
+    assert math.isclose(got["just_after"], (0.6 + 0.8 + 0.5) / 3) and math.isclose(got["final"], 0.4)
+    assert got["below_baseline"] == [1] and math.isclose(got["retained"], 0.4 / (1.9 / 3))
+
+
+def test_bench_knowledge_on_tiny_model(home, data, tmp_path, capsys):
+    """Every condition is scored on the same passages; JSON, table and plot are written."""
+    out = tmp_path / "results"
+    code, stdout, err = run_cli(["bench", "knowledge", "--data", str(data), "--n", "2", "--formats", "rewrite,self_qa",
+                                 "--out", str(out)], capsys)
+    assert code == 0, err
+    result = json.loads((out / "knowledge-eval-n2.json").read_text())
+    labels = [s["condition"] for s in result["summary"]]
+    assert labels == ["no adaptation", "passage in context", "LoRA: passage only", "LoRA: passage + rewrite",
+                      "LoRA: passage + self_qa"]
+    assert result["complete"] and result["summary"][0]["questions"] == 4
+    for record in result["records"]:
+        assert set(record["conditions"]) == set(labels)
+        assert record["conditions"]["LoRA: passage + rewrite"]["train_tokens"] > 0
+    assert result["git"] and result["machine"]["cpus"] and result["config"]["train"]["rank"] == 16
+    assert (out / "knowledge-eval-n2.png").stat().st_size > 0 and "Knowledge incorporation" in stdout
+
+
+def test_bench_continual_on_tiny_model(home, data, tmp_path, capsys):
+    """Both arms learn the same documents; each yields a (k+1)×k matrix whose row 0 is the base."""
+    out = tmp_path / "results"
+    code, _, err = run_cli(["bench", "continual", "--data", str(data), "--sequences", "2", "--length", "2",
+                            "--out", str(out)], capsys)
+    assert code == 0, err
+    result = json.loads((out / "continual-eval-2x2.json").read_text())
+    for run in result["runs"]:
+        for arm in ("protected", "plain"):
+            matrix = run[arm]["matrix"]
+            assert len(matrix) == 3 and matrix[0] == run["no_adaptation"] and matrix[1][1] is None
+            assert [s["self_edit"] for s in run["protected"]["steps"]] == [s["self_edit"] for s in run["plain"]["steps"]], \
+                "both arms must train on the same self-edits"
+    assert result["summary"]["commits"]["protected"] == 4  # the tiny config's gate passes everything
+    assert (out / "continual-eval-2x2.png").stat().st_size > 0
+
+
+def test_bench_speed_on_tiny_model(home, tmp_path, capsys):
+    out = tmp_path / "results"
+    doc = tmp_path / "doc.md"
+    doc.write_text(PASSAGES[0]["context"])
+    doc.with_suffix(".qa.json").write_text(json.dumps(PASSAGES[0]["questions"]))
+    code, _, err = run_cli(["bench", "speed", "--runs", "2", "--doc", str(doc), "--paper-pad", "32",
+                            "--paper-epochs", "1", "--out", str(out)], capsys)
+    assert code == 0, err
+    s = json.loads((out / "speed-doc.json").read_text())["summary"]
+    assert set(s["cycle"]["median_stages"]) == {"generate", "adapt", "verify", "commit"}
+    assert s["machine"]["fp32_gflop_s"] > 0 and s["adapt"]["tokens_per_second"] > 0
+    assert s["paper"]["tokens"] == 32 * s["paper"]["steps"] and s["paper"]["speedup"] > 0
