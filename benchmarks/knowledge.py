@@ -144,31 +144,29 @@ def plot(summary: list[dict[str, Any]], path: Path, title: str) -> None:
 
 
 def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Config, *, out: Path, stem: str,
-        provenance: dict[str, Any], policy: tuple[int, str | None] | None = None,
+        provenance: dict[str, Any], policies: list[tuple[int, str | None]] = [(0, None)],
         progress: Progress = lambda done, total, message: None) -> list[dict[str, Any]]:
     """Score every condition on every passage; the JSON and table are rewritten after each passage, the
-    plot at the end. `policy` is (version number, its attached adapter name) for the policy arm."""
+    plot at the end. `policies` are (policy version, its attached adapter name; None for v0, the base):
+    each writes one self-edit per passage and format, from the same seeds."""
     unknown = [f for f in formats if f not in SELF_EDIT_FORMATS]
     if unknown or not formats:
         raise InputError(f"formats {unknown or '(none)'}: use any of {', '.join(SELF_EDIT_FORMATS)}")
     start = time.perf_counter()
-    progress(0, len(passages), f"sampling {len(passages) * len(formats)} self-edits")
-    edits = sample_self_edits(lm, passages, formats, cfg, None)
-    policy_edits = None
-    if policy is not None:
-        policy_edits = sample_self_edits(lm, passages, [cfg.self_edit.format], cfg, policy[1])
-    labels = [NONE, IN_CONTEXT, PASSAGE, *(self_edit_label(f) for f in formats)]
-    if policy is not None:
-        labels.append(self_edit_label(cfg.self_edit.format, policy[0]))
+    named = len(policies) > 1 or policies[0][0] != 0
+    edits: dict[str, list[tuple[str, str]]] = {}
+    for number, adapter in policies:
+        progress(0, len(passages), f"policy v{number}: sampling {len(passages) * len(formats)} self-edits")
+        sampled = sample_self_edits(lm, passages, formats, cfg, adapter)
+        for f in formats:
+            edits[self_edit_label(f, number if named else None)] = [(f, e[f]) for e in sampled]
+    labels = [NONE, IN_CONTEXT, PASSAGE, *edits]
 
     records: list[dict[str, Any]] = []
     summary: list[dict[str, Any]] = []
     for i, passage in enumerate(passages):
         progress(i, len(passages), passage.title)
-        arms: dict[str, tuple[str, str] | None] = {PASSAGE: None}
-        arms |= {self_edit_label(f): (f, edits[i][f]) for f in formats}
-        if policy_edits is not None:
-            arms[labels[-1]] = (cfg.self_edit.format, policy_edits[i][cfg.self_edit.format])
+        arms: dict[str, tuple[str, str] | None] = {PASSAGE: None} | {label: e[i] for label, e in edits.items()}
         records.append(score_passage(lm, passage, arms, cfg))
         summary = summarize(records, labels)
         result = {**provenance, "benchmark": "knowledge", "passages_done": len(records), "passages": len(passages),

@@ -53,13 +53,14 @@ def provenance(cfg: Config, args: dict[str, Any]) -> dict[str, Any]:
             "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
 
 
-def mean_interval(values: list[float]) -> tuple[float, float, float]:
-    """Mean and its 95 % normal-approximation interval (zero width for fewer than two values)."""
+def mean_interval(values: list[float], bounds: tuple[float, float] = (0.0, 1.0)) -> tuple[float, float, float]:
+    """Mean and its 95 % normal-approximation interval, clipped to the values' possible range
+    (accuracies by default); zero width for fewer than two values."""
     if not values:
         return math.nan, math.nan, math.nan
     mean = statistics.fmean(values)
     half = Z95 * statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
-    return mean, mean - half, mean + half
+    return mean, max(bounds[0], mean - half), min(bounds[1], mean + half)
 
 
 def wilson(successes: int, n: int) -> tuple[float, float, float]:

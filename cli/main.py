@@ -322,6 +322,16 @@ def _bench_progress(what: str) -> Iterator[Any]:
         yield lambda done, total, message: bar.update(task, completed=done, total=total, message=message[:60])
 
 
+def _version_list(text: str) -> list[int]:
+    """'v0,v2' → [0, 2]; a bad name is a one-line error."""
+    from adapters_store import parse_version
+
+    numbers = [parse_version(v.strip()) for v in text.split(",") if v.strip()]
+    if not numbers:
+        raise SealError(f"no versions in {text!r}; give e.g. v0,v1")
+    return numbers
+
+
 def _bench_model() -> Any:
     from agent.workspace import load_model
 
@@ -343,7 +353,7 @@ def bench_knowledge(
     split: Annotated[str, typer.Option(help="eval (first 200 after the seed-42 shuffle) or train (the rest).")] = "eval",
     offset: Annotated[int, typer.Option(help="Skip this many passages of the split first.")] = 0,
     formats: Annotated[str, typer.Option(help="Self-edit prompt formats to compare, comma-separated.")] = ",".join(seal_config.SELF_EDIT_FORMATS),
-    policy: Annotated[Optional[int], typer.Option(help="Also score self-edits written by this policy version (of SEAL_HOME).")] = None,
+    policies: Annotated[str, typer.Option(help="Policy versions (of SEAL_HOME) whose self-edits are scored, e.g. v0,v2.")] = "v0",
     out: Annotated[Path, typer.Option(help="Directory for the JSON, markdown and PNG results.")] = DEFAULT_RESULTS,
 ) -> None:
     """Single-passage knowledge incorporation: no adaptation, in context, passage only, passage + self-edit per format."""
@@ -351,16 +361,15 @@ def bench_knowledge(
 
     passages = squad.split(squad.load(data), split, n, offset)
     chosen = [f.strip() for f in formats.split(",") if f.strip()]
+    numbers = _version_list(policies)
     cfg, lm = _bench_model()
-    arm = None
-    if policy is not None:
-        ws = _workspace()
-        arm = (policy, ws.attach("policy", policy))
-    stem = f"knowledge-{split}-n{n}" + (f"-from{offset}" if offset else "")
-    args = {"data": str(data), "n": n, "split": split, "offset": offset, "formats": chosen, "policy": policy}
+    ws = None if numbers == [0] else _workspace()
+    arms = [(v, ws.attach("policy", v) if ws else None) for v in numbers]
+    stem = f"knowledge-{split}-n{n}" + (f"-from{offset}" if offset else "") + ("" if numbers == [0] else "-policies-" + "-".join(f"v{v}" for v in numbers))
+    args = {"data": str(data), "n": n, "split": split, "offset": offset, "formats": chosen, "policies": numbers}
     with _bench_progress("knowledge") as progress:
         knowledge.run(lm, passages, chosen, cfg, out=out, stem=stem, provenance=report.provenance(cfg, args),
-                      policy=arm, progress=progress)
+                      policies=arms, progress=progress)
     _print_markdown(out / f"{stem}.md")
     console.print(f"[dim]results: {out / stem}.json, .md, .png[/]")
 

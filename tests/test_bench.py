@@ -51,6 +51,7 @@ def test_wilson_interval_matches_known_values():
 def test_mean_interval_is_normal_approximation():
     mean, low, high = report.mean_interval([0.0, 1.0, 0.5, 0.5])
     assert mean == 0.5 and math.isclose(high - mean, 1.959964 * 0.40825 / 2, rel_tol=1e-4)
+    assert report.mean_interval([0.0, 0.0, 0.2])[1] == 0.0, "an accuracy interval must not go below 0"
 
 
 def test_splits_follow_the_data_readme(data):
