@@ -1,4 +1,5 @@
-"""The ingest graph, wiring only: generate → adapt → verify → (adapt the next candidate | commit | end)."""
+"""The ingest graph, wiring only: generate → adapt → verify → (adapt the next candidate | commit | end).
+The same graph collects policy data: with `collect` set, it ends after scoring every candidate."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from agent.workspace import Workspace
 
 
 def after_verify(state: IngestState) -> Literal["adapt", "commit", "__end__"]:
-    """Try every candidate; then commit the best passing one, or end with the document rejected."""
+    """Try every candidate; then commit the best passing one, or end (document rejected, or collected:
+    collecting only logs every candidate's reward)."""
     if state["current"] < len(state["candidates"]):
         return "adapt"
-    if any(t["passed"] for t in state["trials"]):
+    if not state.get("collect") and any(t["passed"] for t in state["trials"]):
         return "commit"
     return END
 

@@ -91,7 +91,8 @@ def _thread(doc: Document) -> dict:
     return {"configurable": {"thread_id": f"document-{doc.sha256}"}}
 
 
-def _run(ws: Workspace, doc: Document, saver: SqliteSaver, resume: bool) -> IngestResult:
+def run_graph(ws: Workspace, doc: Document, saver: SqliteSaver, resume: bool, collect: bool = False) -> IngestResult:
+    """Run (or, with `resume`, finish) one document's graph; `collect` scores candidates without committing."""
     start = time.perf_counter()
     graph = build_graph(saver)
     config = _thread(doc)
@@ -101,10 +102,12 @@ def _run(ws: Workspace, doc: Document, saver: SqliteSaver, resume: bool) -> Inge
         state = graph.invoke(None, config, context=ws, durability="sync")
     else:
         saver.delete_thread(config["configurable"]["thread_id"])
-        state = graph.invoke({"document_id": doc.id}, config, context=ws, durability="sync")
+        state = graph.invoke({"document_id": doc.id, "collect": collect}, config, context=ws, durability="sync")
     doc = ws.store.document(doc.id)
-    trials = ws.store.trials(doc.id)
-    shown = next((t for t in trials if t.decision == "committed"), trials[-1] if trials else None)
+    # Shown: the committed candidate, else the best-rewarded one of this run.
+    ran = {t["trial_id"] for t in state.get("trials", [])}
+    trials = [t for t in ws.store.trials(doc.id) if t.id in ran]
+    shown = next((t for t in trials if t.decision == "committed"), max(trials, key=lambda t: t.reward, default=None))
     return IngestResult(
         document_id=doc.id, source=doc.source, title=doc.title, status=doc.status,
         version=state.get("version") or ws.store.active("knowledge"),
@@ -125,11 +128,11 @@ def ingest(ws: Workspace, documents: list[DocumentInput]) -> Iterator[IngestResu
             if item.questions:
                 ws.store.set_probes(doc.id, [(q, a, "supplied") for q, a in item.questions])
             ws.store.reset_document(doc.id)
-            yield _run(ws, doc, saver, resume=False)
+            yield run_graph(ws, doc, saver, resume=False)
 
 
 def resume(ws: Workspace) -> Iterator[IngestResult]:
     """Finish every interrupted ingest from its last checkpoint, without repeating finished stages."""
     with checkpointer(ws) as saver:
         for doc in ws.store.pending_documents():
-            yield _run(ws, doc, saver, resume=True)
+            yield run_graph(ws, doc, saver, resume=True)

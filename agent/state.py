@@ -9,6 +9,7 @@ from typing import Annotated, Any, TypedDict
 
 class IngestState(TypedDict, total=False):
     document_id: int
+    collect: bool  # score the candidates and log their rewards (policy data), commit nothing
     parent_version: int  # knowledge version every candidate trains from (fixed at generate)
     candidates: list[int]  # self-edit ids, tried in order
     current: int  # index into candidates of the one being adapted / verified

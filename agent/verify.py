@@ -99,9 +99,11 @@ def verify(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
         passed, reason = False, "no probe questions could be made for this document; supply them with --qa"
 
     # Record the trial; a rejected candidate is data. The last candidate of a document none of whose
-    # candidates passed also marks the document rejected, in the same transaction.
+    # candidates passed also marks the document rejected (collecting: collected), in the same transaction.
     last = index + 1 == len(state["candidates"])
     none_passed = not passed and not any(t["passed"] for t in state.get("trials", []))
+    collect = bool(state.get("collect"))
+    status = ("collected" if collect else "rejected" if none_passed else None) if last else None
     train = state["train"]
     trial = ws.store.add_trial(Trial(
         document_id=doc.id, self_edit_id=self_edit_id, parent_version=parent, config=train["config"],
@@ -110,8 +112,8 @@ def verify(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
         retention_before=None if acc["retention"] is None else acc["retention"][0],
         retention_after=None if acc["retention"] is None else acc["retention"][1],
         general_before=acc["general"][0], general_after=acc["general"][1], reward=gain, passed=passed,
-        decision="passed" if passed else "rejected", reason=reason), reject_document=last and none_passed)
-    if not passed:
+        decision="passed" if passed else "rejected", reason=reason), document_status=status)
+    if collect or not passed:
         shutil.rmtree(state["candidate_dir"], ignore_errors=True)
 
     ws.store.add_event("stage", doc.id, {"stage": "verify", "seconds": time.perf_counter() - start})

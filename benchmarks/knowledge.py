@@ -103,8 +103,10 @@ def summarize(records: list[dict[str, Any]], labels: list[str]) -> list[dict[str
         correct = [c for r in records for c in r["conditions"][label]["correct"]]
         f1 = [x for r in records for x in r["conditions"][label]["f1"]]
         tokens = [r["conditions"][label].get("train_tokens", 0) for r in records]
+        rewards = [r["conditions"][label]["accuracy"] - r["conditions"][NONE]["accuracy"] for r in records]
         rows.append({"condition": label, "passage_mean": report.mean_interval(per_passage),
                      "question_level": report.wilson(sum(correct), len(correct)), "questions": len(correct),
+                     "reward": report.mean_interval(rewards, bounds=(-1.0, 1.0)),
                      "f1": sum(f1) / len(f1) if f1 else math.nan,
                      "train_tokens": sum(tokens) / len(tokens) if tokens else 0})
     none = next(r["passage_mean"][0] for r in rows if r["condition"] == NONE)
@@ -116,11 +118,13 @@ def summarize(records: list[dict[str, Any]], labels: list[str]) -> list[dict[str
 
 def markdown(summary: list[dict[str, Any]], passages: int, command: str) -> str:
     rows = [[s["condition"], report.with_interval(*s["passage_mean"]), report.with_interval(*s["question_level"]),
+             report.with_interval(*s["reward"]),
              f"{100 * s['f1']:.1f}", "—" if s["condition"] in (NONE, IN_CONTEXT) else f"{100 * s['gap_closed']:.0f} %",
              f"{s['train_tokens']:.0f}"] for s in summary]
     return (f"### Knowledge incorporation: {passages} passages, {summary[0]['questions']} questions\n\n"
             f"`{command}`\n\n"
             + report.table(["condition", "passage-mean accuracy % [95% CI]", "question-level accuracy % [95% CI]",
+                            "reward: gain over no adaptation, points [95% CI]",
                             "token F1 %", "in-context gap closed", "trained tokens / passage"], rows))
 
 

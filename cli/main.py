@@ -28,6 +28,9 @@ bench_app = typer.Typer(help="Benchmarks against the SEAL paper's protocol (resu
                         no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="bench")
+rl_app = typer.Typer(help="ReST-EM: collect rewarded self-edits, update the self-edit policy, evaluate policies.",
+                     no_args_is_help=True)
+app.add_typer(rl_app, name="rl")
 
 console = Console()
 notices = Console(stderr=True)
@@ -52,6 +55,14 @@ def _workspace(progress: bool = False) -> Any:
     if ws.store.upgraded:
         notices.print(f"[dim]database schema upgraded from revision {ws.store.upgraded[0]} to {ws.store.upgraded[1]}[/]")
     return ws
+
+
+def _kind(kind: str) -> str:
+    from adapters_store.versions import KINDS
+
+    if kind not in KINDS:
+        raise SealError(f"--kind {kind!r}: use one of {', '.join(KINDS)}")
+    return kind
 
 
 def _pct(x: float | None) -> str:
@@ -108,6 +119,13 @@ def ingest(
         table.add_row(r.title[:40], r.status, _pct(r.new_before), _pct(r.new_after),
                       f"v{r.version}", f"{r.seconds:.1f}", r.reason)
     console.print(table)
+    # The schedule (policy.update_every_*) may call for a policy update now.
+    from agent.policy import maybe_update
+
+    policy = maybe_update(ws)
+    if policy is not None:
+        console.print(f"[dim]scheduled policy update: policy v{policy.number} learned from "
+                      f"{policy.metrics['examples']} self-edits[/]")
 
 
 @app.command()
@@ -173,36 +191,40 @@ def chat() -> None:
 
 
 @versions_app.command("list")
-def versions(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Knowledge versions, oldest first; v0 is the base model."""
+def versions(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+             kind: Annotated[str, typer.Option(help="Lineage: knowledge (what the model knows) or policy (how it writes self-edits).")] = "knowledge") -> None:
+    """Knowledge (or policy) versions, oldest first; v0 is the base model."""
     from agent.versions import list_versions
 
     ws = _workspace()
-    records = list_versions(ws)
+    records = list_versions(ws, _kind(kind))
     if as_json:
-        _print_json({"active": ws.store.active("knowledge"), "versions": records})
+        _print_json({"kind": kind, "active": ws.store.active(kind), "versions": records})
         return
-    table = Table(title="Knowledge versions")
-    for column in ("", "version", "parent", "created", "documents", "before → after"):
+    table = Table(title=f"{kind.capitalize()} versions")
+    for column in ("", "version", "parent", "created", "documents", "before → after" if kind == "knowledge" else "learned from"):
         table.add_column(column)
-    active = ws.store.active("knowledge")
+    active = ws.store.active(kind)
     table.add_row("*" if active == 0 else "", "v0", "—", "—", "base model", "")
     for r in records:
         m = r["metrics"]
+        outcome = (f"{_pct(m['new_before'])} → {_pct(m['new_after'])}" if kind == "knowledge"
+                   else f"{m['examples']} self-edits, mean reward {m['mean_reward']:+.2f}")
         table.add_row("*" if r["active"] else "", r["name"], f"v{r['parent']}", r["created_at"],
-                      "; ".join(t[:40] for t in r["titles"]), f"{_pct(m['new_before'])} → {_pct(m['new_after'])}")
+                      "; ".join(t[:40] for t in r["titles"][:3]) + (" …" if len(r["titles"]) > 3 else ""), outcome)
     console.print(table)
 
 
 @versions_app.command("show")
 def versions_show(version: Annotated[str, typer.Argument(help="Version, e.g. v3.")],
+                  kind: Annotated[str, typer.Option(help="Lineage: knowledge (what the model knows) or policy (how it writes self-edits).")] = "knowledge",
                   as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """One version's parent, lineage, documents, metrics and files."""
     from adapters_store import parse_version
     from agent.versions import show_version
 
     number = parse_version(version)
-    record = show_version(_workspace(), number)
+    record = show_version(_workspace(), number, _kind(kind))
     if as_json:
         _print_json(record)
         return
@@ -213,14 +235,15 @@ def versions_show(version: Annotated[str, typer.Argument(help="Version, e.g. v3.
 
 
 @versions_app.command("rollback")
-def versions_rollback(version: Annotated[str, typer.Argument(help="Version to make active, e.g. v1 (v0: base model).")]) -> None:
+def versions_rollback(version: Annotated[str, typer.Argument(help="Version to make active, e.g. v1 (v0: base model).")],
+                      kind: Annotated[str, typer.Option(help="Lineage: knowledge (what the model knows) or policy (how it writes self-edits).")] = "knowledge") -> None:
     """Make an earlier version active. Nothing is deleted; the next ingest branches from it."""
     from adapters_store import parse_version
     from agent.versions import rollback
 
     number = parse_version(version)
-    previous = rollback(_workspace(), number)
-    console.print(f"active knowledge version: v{number} (was v{previous})")
+    previous = rollback(_workspace(), number, _kind(kind))
+    console.print(f"active {kind} version: v{number} (was v{previous})")
 
 
 @app.command("history")
@@ -430,6 +453,92 @@ def bench_speed(
                   progress=progress)
     _print_markdown(out / f"{stem}.md")
     console.print(f"[dim]results: {out / stem}.json, .md[/]")
+
+
+def _rl_documents(paths: list[str], data: Optional[Path], split: str, n: int, offset: int) -> list[Any]:
+    """Documents from files (probes written by the model) or from SQuAD-shaped records (their questions)."""
+    from agent.ingest import DocumentInput, read_document
+    from benchmarks import squad
+
+    if bool(paths) == (data is not None):
+        raise SealError("give document paths or --data FILE (SQuAD-shaped JSON), not both and not neither")
+    if data is None:
+        return [read_document(p, _config().ingest.max_document_bytes) for p in paths]
+    return [DocumentInput(f"squad:{p.title}", p.title, p.context, p.questions)
+            for p in squad.split(squad.load(data), split, n, offset)]
+
+
+@rl_app.command("collect")
+def rl_collect(
+    paths: Annotated[Optional[list[str]], typer.Argument(help="Documents (.txt, .md); or use --data.")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="SQuAD-shaped JSON; its questions are the probes.")] = None,
+    split: Annotated[str, typer.Option(help="Split of --data: train (for RL rounds) or eval.")] = "train",
+    n: Annotated[int, typer.Option(help="Records of --data to collect on.")] = 20,
+    offset: Annotated[int, typer.Option(help="Skip this many records of the split (a fresh batch each round).")] = 0,
+    k: Annotated[int, typer.Option(help="Self-edits sampled and scored per document.")] = 4,
+) -> None:
+    """E-step: sample K self-edits per document with the active policy, train and score each; commit nothing."""
+    from agent.policy import collect
+
+    if k < 1:
+        raise SealError(f"--k {k}: sample at least one self-edit per document")
+    documents = _rl_documents(paths or [], data, split, n, offset)
+    _overrides.setdefault("self_edit", {})["k"] = k
+    ws = _workspace(progress=True)
+    table = Table(title=f"Collected with policy v{ws.store.active('policy')}")
+    for column in ("document", "best reward", "before", "best after", "seconds"):
+        table.add_column(column)
+    for doc in documents:
+        console.print(f"[bold]{doc.title}[/]")
+        for r in collect(ws, [doc]):
+            reward = None if r.new_after is None else r.new_after - r.new_before
+            table.add_row(r.title[:40], "—" if reward is None else f"{reward:+.2f}", _pct(r.new_before),
+                          _pct(r.new_after), f"{r.seconds:.1f}")
+    console.print(table)
+
+
+@rl_app.command("update")
+def rl_update() -> None:
+    """M-step: fine-tune the policy on each document's best positive-reward self-edit; commit a policy version."""
+    from agent.policy import update
+
+    version = update(_workspace(progress=True))
+    m = version.metrics
+    console.print(f"policy v{version.number} (parent v{version.parent}): learned from {m['examples']} self-edits, "
+                  f"mean reward {m['mean_reward']:+.2f}, {m['train_tokens']} tokens in {m['train_seconds']:.1f} s")
+
+
+@rl_app.command("status")
+def rl_status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """The active policy, the data available for the next update, the last update, and whether one is due."""
+    from agent.policy import status
+
+    info = status(_workspace())
+    if as_json:
+        _print_json(info)
+        return
+    console.print(f"active policy v{info['active']} ({info['versions']} policy versions; last update "
+                  f"{info['last_update'] or 'never'})")
+    console.print(f"trials of its self-edits: {info['trials']} on {info['documents']} documents, "
+                  f"{info['positive_trials']} with positive reward")
+    mean = info["mean_selected_reward"]
+    console.print(f"next update would learn from {info['examples']} self-edits"
+                  + ("" if mean is None else f" (mean reward {mean:+.2f})"))
+    console.print(f"scheduled update: {info['due'] or 'not due'}")
+
+
+@rl_app.command("eval")
+def rl_eval(
+    policies: Annotated[str, typer.Option(help="Policy versions to compare, e.g. v0,v1,v2.")] = "v0",
+    data: Annotated[Path, typer.Option(help="SQuAD-shaped JSON of held-out documents.")] = DEFAULT_DATA,
+    split: Annotated[str, typer.Option(help="eval (held out from RL rounds) or train.")] = "eval",
+    n: Annotated[int, typer.Option(help="Documents.")] = 30,
+    offset: Annotated[int, typer.Option(help="Skip this many records of the split first.")] = 0,
+    formats: Annotated[str, typer.Option(help="Prompt formats to compare, comma-separated.")] = "rewrite",
+    out: Annotated[Path, typer.Option(help="Directory for the JSON, markdown and PNG results.")] = DEFAULT_RESULTS,
+) -> None:
+    """Score each policy's self-edits (per format) on the same documents and seeds: closed-book accuracy and reward."""
+    bench_knowledge(data=data, n=n, split=split, offset=offset, formats=formats, policies=policies, out=out)
 
 
 def main() -> None:

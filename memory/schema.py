@@ -26,7 +26,7 @@ class Document(Base):
     source: Mapped[str] = mapped_column(String(1024))
     title: Mapped[str] = mapped_column(String(256))
     text: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | committed | rejected
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | committed | rejected | collected
     created_at: Mapped[datetime] = mapped_column(default=now)
     probes: Mapped[list[Probe]] = relationship(back_populates="document", order_by="Probe.id")
 

@@ -6,6 +6,7 @@ import hashlib
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -163,16 +164,18 @@ class Store:
                 raise NotFoundError(f"self-edit {self_edit_id} does not exist")
             return row
 
-    def add_trial(self, trial: Trial, reject_document: bool = False) -> Trial:
-        """Record a verified candidate; when it was the document's last and none passed, mark it rejected."""
+    def add_trial(self, trial: Trial, document_status: str | None = None) -> Trial:
+        """Record a verified candidate; with `document_status` (its document's last candidate), also end
+        the document's pending ingest as rejected or collected. A committed document stays committed."""
         with self.session() as s:
             s.add(trial)
-            if reject_document:
-                s.execute(update(Document).where(Document.id == trial.document_id).values(status="rejected"))
-                s.flush()
+            s.flush()
+            if document_status is not None:
+                s.execute(update(Document).where(Document.id == trial.document_id, Document.status == "pending")
+                          .values(status=document_status))
+            if document_status == "rejected":
                 s.add(Event(kind="rejected", document_id=trial.document_id,
                             data={"trial": trial.id, "reason": trial.reason}))
-            s.flush()
             return trial
 
     def trial_of(self, self_edit_id: int, parent_version: int) -> Trial | None:
@@ -224,6 +227,21 @@ class Store:
                              .where(Version.kind == "knowledge", Version.number.in_(versions)).order_by(Version.number))
             pool = [seq for sequences in rows for seq in sequences]
         return random.Random(seed).sample(pool, min(n, len(pool)))
+
+    def policy_trials(self, policy_version: int) -> list[tuple[Trial, SelfEdit]]:
+        """Every trial of a self-edit written by policy version `policy_version`, with that self-edit."""
+        with self.session() as s:
+            rows = s.execute(select(Trial, SelfEdit).join(SelfEdit, Trial.self_edit_id == SelfEdit.id)
+                             .where(SelfEdit.policy_version == policy_version).order_by(Trial.id))
+            return [(t, e) for t, e in rows]
+
+    def versions_since(self, kind: str, after: datetime | None) -> int:
+        """How many versions of a lineage were committed after `after` (all of them for None)."""
+        query = select(func.count()).select_from(Version).where(Version.kind == kind)
+        if after is not None:
+            query = query.where(Version.created_at > after)
+        with self.session() as s:
+            return s.scalar(query) or 0
 
     # ---- versions -------------------------------------------------------------------------------
 

@@ -75,6 +75,16 @@ class VerifyConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PolicyConfig:
+    learning_rate: float = _help("AdamW peak learning rate of a policy update (ReST-EM M-step).", 1e-3)
+    epochs: int = _help("Passes over the selected (prompt -> self-edit) pairs in a policy update.", 2)
+    batch_size: int = _help("Pairs per optimiser step in a policy update.", 4)
+    max_tokens: int = _help("Longest (prompt + self-edit) pair trained on, in tokens.", 1024)
+    update_every_documents: int = _help("Run a policy update after this many committed documents (0: never automatically).", 0)
+    update_every_positive: int = _help("Run a policy update once this many new positive-reward trials exist (0: never automatically).", 0)
+
+
+@dataclass(frozen=True, kw_only=True)
 class IngestConfig:
     max_document_bytes: int = _help("Largest document accepted, in bytes.", 20_000)
 
@@ -86,6 +96,7 @@ class Config:
     self_edit: SelfEditConfig = field(default_factory=SelfEditConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
 
 
@@ -97,7 +108,7 @@ def _problems(cfg: Config) -> list[str]:
             value = getattr(settings, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 p.append(f"{section.name}.{f.name} = {value}: must be a finite number")
-    m, s, t, v, i = cfg.model, cfg.self_edit, cfg.train, cfg.verify, cfg.ingest
+    m, s, t, v, i, pol = cfg.model, cfg.self_edit, cfg.train, cfg.verify, cfg.ingest, cfg.policy
     if m.dtype not in ("float32", "bfloat16"):
         p.append(f"model.dtype = {m.dtype!r}: use 'float32' or 'bfloat16'")
     if m.threads < 0:
@@ -107,7 +118,8 @@ def _problems(cfg: Config) -> list[str]:
     for name, value in (("self_edit.k", s.k), ("self_edit.max_new_tokens", s.max_new_tokens),
                         ("self_edit.max_sequences", s.max_sequences), ("train.rank", t.rank),
                         ("train.alpha", t.alpha), ("train.epochs", t.epochs), ("train.batch_size", t.batch_size),
-                        ("verify.answer_tokens", v.answer_tokens), ("ingest.max_document_bytes", i.max_document_bytes)):
+                        ("verify.answer_tokens", v.answer_tokens), ("ingest.max_document_bytes", i.max_document_bytes),
+                        ("policy.epochs", pol.epochs), ("policy.batch_size", pol.batch_size)):
         if value < 1:
             p.append(f"{name} = {value}: must be at least 1")
     if s.max_sequence_tokens < 16:
@@ -124,8 +136,14 @@ def _problems(cfg: Config) -> list[str]:
         p.append(f"train.learning_rate = {t.learning_rate}: must be in (0, 1)")
     if t.loss_on not in ("completion", "all"):
         p.append(f"train.loss_on = {t.loss_on!r}: use 'completion' or 'all'")
+    if not 0 < pol.learning_rate < 1:
+        p.append(f"policy.learning_rate = {pol.learning_rate}: must be in (0, 1)")
+    if pol.max_tokens < 64:
+        p.append(f"policy.max_tokens = {pol.max_tokens}: must be at least 64")
     for name, value in (("train.replay", t.replay), ("verify.retention_probes", v.retention_probes),
-                        ("verify.generated_probes", v.generated_probes)):
+                        ("verify.generated_probes", v.generated_probes),
+                        ("policy.update_every_documents", pol.update_every_documents),
+                        ("policy.update_every_positive", pol.update_every_positive)):
         if value < 0:
             p.append(f"{name} = {value}: must be 0 or more")
     for name, value in (("verify.min_gain", v.min_gain), ("verify.max_retention_drop", v.max_retention_drop),

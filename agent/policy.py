@@ -1,0 +1,152 @@
+"""ReST-EM for the self-edit policy (the SEAL paper's outer loop):
+  collect — E-step: the ingest graph in collect mode samples K self-edits per document with the
+            active policy, trains and scores each exactly as verify does (from the active knowledge
+            version, same probes, fixed seeds per document) and logs each as a trial; nothing commits.
+            Ordinary ingests with K > 1 log their candidates the same way.
+  select  — per document, the candidate with the highest positive reward.
+  update  — M-step: fine-tune the policy adapter (from the active policy version) on the selected
+            (prompt → self-edit) pairs, loss on the self-edit tokens only; commit a policy version.
+  due     — the schedule: every N committed documents, or N new positive-reward trials."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from agent.adapt import lora_config
+from agent.ingest import DocumentInput, IngestResult, checkpointer, run_graph
+from agent.workspace import Workspace
+from memory import SelfEdit, Trial, Version
+from model_runtime import TrainingExample, train_lora
+from seal.errors import InputError
+from seal.locking import writer_lock
+
+POLICY_ADAPTER = "policy-update"
+
+
+@dataclass(frozen=True)
+class Example:
+    """One selected self-edit: the prompt the policy saw and what it wrote, with the reward it earned."""
+
+    trial_id: int
+    document_id: int
+    reward: float
+    tokens: int
+    prompt: str
+    completion: str
+
+
+def select(trials: list[tuple[Trial, SelfEdit]]) -> list[Example]:
+    """Per document, the candidate with the highest reward, kept only if that reward is positive.
+    Ties go to the candidate that trained on fewer tokens (the shorter self-edit), then the earlier trial."""
+    best: dict[int, tuple[Trial, SelfEdit]] = {}
+    for trial, edit in trials:
+        held = best.get(trial.document_id)
+        if held is None or (trial.reward, -trial.tokens, -trial.id) > (held[0].reward, -held[0].tokens, -held[0].id):
+            best[trial.document_id] = (trial, edit)
+    return [Example(t.id, t.document_id, t.reward, t.tokens, e.prompt, e.text)
+            for t, e in sorted(best.values(), key=lambda pair: pair[0].id) if t.reward > 0]
+
+
+def collect(ws: Workspace, documents: list[DocumentInput]) -> Iterator[IngestResult]:
+    """Score `self_edit.k` candidates per document with the active policy; log them, commit nothing."""
+    with checkpointer(ws) as saver:
+        for item in documents:
+            doc, _ = ws.store.add_document(item.text, item.source, item.title)
+            if item.questions and not ws.store.probes(doc.id):
+                ws.store.set_probes(doc.id, [(q, a, "supplied") for q, a in item.questions])
+            if doc.status != "committed":
+                ws.store.reset_document(doc.id)
+            yield run_graph(ws, doc, saver, resume=False, collect=True)
+
+
+def training_set(ws: Workspace) -> list[Example]:
+    """The selected examples among the trials of self-edits the active policy version wrote."""
+    return select(ws.store.policy_trials(ws.store.active("policy")))
+
+
+def update(ws: Workspace, reason: str = "requested") -> Version:
+    """Fine-tune the policy on its own best self-edits and commit the result as the next policy version."""
+    start = time.perf_counter()
+    parent = ws.store.active("policy")
+    examples = training_set(ws)
+    if not examples:
+        raise InputError(f"no document has a positive-reward self-edit from policy v{parent} yet; "
+                         "run `seal rl collect` (or ingest with --set self_edit.k=4) first")
+    pc = ws.config.policy
+    cfg = dataclasses.replace(ws.config.train, learning_rate=pc.learning_rate, epochs=pc.epochs,
+                              batch_size=pc.batch_size, loss_on="completion")
+    lm = ws.lm
+    ws.progress("update", f"training the policy on {len(examples)} self-edits (from policy v{parent})")
+    torch.manual_seed(cfg.seed)
+    if parent:
+        lm.load_adapter(POLICY_ADAPTER, ws.adapters.verified("policy", parent, ws.store.version(parent, "policy").files))
+    else:
+        lm.add_adapter(POLICY_ADAPTER, lora_config(cfg))
+    end = lm.tokenizer.eos_token or ""
+    result = train_lora(lm, POLICY_ADAPTER, [TrainingExample(e.prompt, e.completion + end) for e in examples], cfg,
+                        max_tokens=pc.max_tokens)
+    directory = ws.adapters.scratch("policy-")
+    lm.save_adapter(POLICY_ADAPTER, directory)
+    lm.delete_adapter(POLICY_ADAPTER)
+
+    trials = [e.trial_id for e in examples]
+    documents = [e.document_id for e in examples]
+    metrics = {"examples": len(examples), "mean_reward": sum(e.reward for e in examples) / len(examples),
+               "trials": trials, "train_tokens": result.tokens, "train_seconds": result.seconds,
+               "final_loss": result.losses[-1] if result.losses else None}
+    with writer_lock(ws.home):
+        number = ws.store.next_number("policy")
+        files = ws.adapters.write("policy", number, directory, {
+            "parent": parent, "documents": documents, "trials": trials, "config": dataclasses.asdict(cfg),
+            "metrics": metrics, "base_model": lm.name})
+        version = ws.store.commit_version(Version(kind="policy", number=number, parent=parent, files=files,
+                                                  metrics=metrics, documents=documents, trial_id=None), None)
+        ws.adapters.set_pointer("policy", number)
+    ws.store.add_event("policy_update", None, {"version": number, "reason": reason,
+                                               "seconds": time.perf_counter() - start})
+    return version
+
+
+def status(ws: Workspace) -> dict[str, Any]:
+    """What the next update would learn from, when the last one ran, and whether one is due."""
+    active = ws.store.active("policy")
+    trials = ws.store.policy_trials(active)
+    examples = select(trials)
+    last = ws.store.version(active, "policy") if active else None
+    return {"active": active, "versions": len(ws.store.versions("policy")),
+            "last_update": last.created_at.isoformat(timespec="seconds") if last else None,
+            "trials": len(trials), "documents": len({t.document_id for t, _ in trials}),
+            "positive_trials": sum(t.reward > 0 for t, _ in trials), "examples": len(examples),
+            "mean_selected_reward": sum(e.reward for e in examples) / len(examples) if examples else None,
+            "due": due(ws)}
+
+
+def due(ws: Workspace) -> str | None:
+    """Why a scheduled policy update should run now, or None."""
+    pc = ws.config.policy
+    active = ws.store.active("policy")
+    since = ws.store.version(active, "policy").created_at if active else None
+    if pc.update_every_documents:
+        committed = ws.store.versions_since("knowledge", since)
+        if committed >= pc.update_every_documents:
+            return f"{committed} documents committed since policy v{active} (every {pc.update_every_documents})"
+    if pc.update_every_positive:
+        positive = sum(t.reward > 0 for t, _ in ws.store.policy_trials(active))
+        if positive >= pc.update_every_positive:
+            return f"{positive} positive-reward trials from policy v{active} (every {pc.update_every_positive})"
+    return None
+
+
+def maybe_update(ws: Workspace) -> Version | None:
+    """Run the scheduled update when it is due and there is something to learn from."""
+    reason = due(ws)
+    if reason is None or not training_set(ws):
+        return None
+    ws.progress("update", f"policy update due: {reason}")
+    return update(ws, reason)

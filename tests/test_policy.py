@@ -1,0 +1,127 @@
+"""ReST-EM on the tiny model: the selection rule, collect (scores every candidate, commits nothing),
+the policy update (loss on the self-edit only, a policy version with its trials), policy lineage and
+rollback, and the schedule. The tiny model learns nothing measurable, so where an update needs
+positive rewards the test writes them into the logged trials, as a real collect would have."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import update as sql_update
+
+from agent import policy
+from agent.ingest import DocumentInput, ingest
+from agent.versions import rollback
+from agent.workspace import Workspace
+from memory import SelfEdit, Trial
+from model_runtime import TrainingExample
+from model_runtime.training import IGNORE, encode
+from seal import config as seal_config
+from seal.errors import InputError
+from tests.conftest import DOCUMENT, QUESTIONS
+from tests.test_bench import run_cli
+
+SUPPLIED = tuple((q["question"], q["answer"]) for q in QUESTIONS)
+OTHER = "Quellmoor is an island with 2,314 residents. Its beaches have violet sand."
+
+
+def trial(id: int, document: int, reward: float, tokens: int = 100) -> tuple[Trial, SelfEdit]:
+    return (Trial(id=id, document_id=document, reward=reward, tokens=tokens),
+            SelfEdit(id=id, document_id=document, prompt=f"prompt {document}", text=f"edit {id}"))
+
+
+def test_selection_keeps_the_best_positive_candidate_per_document():
+    """Best reward per document; a document whose candidates all scored ≤ 0 is left out; ties go to
+    fewer trained tokens, then to the earlier trial."""
+    chosen = policy.select([trial(1, 1, 0.2), trial(2, 1, 0.4), trial(3, 1, 0.1),
+                            trial(4, 2, 0.0), trial(5, 2, -0.2),
+                            trial(6, 3, 0.4, tokens=300), trial(7, 3, 0.4, tokens=200), trial(8, 3, 0.4, tokens=200)])
+    assert [(e.document_id, e.trial_id) for e in chosen] == [(1, 2), (3, 7)]
+    assert policy.select([trial(1, 1, 0.0), trial(2, 1, -0.4)]) == []
+
+
+def test_policy_pairs_carry_loss_on_the_self_edit_only(home):
+    """A (prompt → self-edit) pair trains on the self-edit's tokens; every prompt token is IGNORE."""
+    ws = Workspace.open()
+    prompt = ws.lm.chat_prompt([{"role": "user", "content": "Rewrite the passage."}])
+    ids, labels = encode(ws.lm, TrainingExample(prompt, "Morwen Hale built it.<|im_end|>"), "completion", 256)
+    n = len(ws.lm.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    assert all(label == IGNORE for label in labels[:n]) and labels[n:] == ids[n:] and len(ids) > n
+
+
+def _collect(ws: Workspace, *docs: tuple[str, str, tuple]) -> list:
+    return list(policy.collect(ws, [DocumentInput(f"{title}.md", title, text, qs) for title, text, qs in docs]))
+
+
+def _reward(ws: Workspace, trial_ids: list[int], reward: float) -> None:
+    with ws.store.session() as s:
+        s.execute(sql_update(Trial).where(Trial.id.in_(trial_ids)).values(reward=reward))
+
+
+def test_collect_scores_every_candidate_and_commits_nothing(home):
+    """K candidates per document, each a trial with its reward, from the active knowledge version;
+    no knowledge version, no adapter files, scratch cleaned, document marked collected."""
+    ws = Workspace.open(seal_config.load({"self_edit": {"k": 3}}))
+    [result] = _collect(ws, ("Lighthouse", DOCUMENT, SUPPLIED))
+    trials = ws.store.trials(result.document_id)
+    assert len(trials) == 3 and {t.parent_version for t in trials} == {0}
+    assert len({ws.store.self_edit(t.self_edit_id).text for t in trials}) > 1, "K samples should differ"
+    assert ws.store.versions() == [] and ws.store.document(result.document_id).status == "collected"
+    assert not (home / "adapters" / "knowledge").exists()
+    assert not list((home / "adapters" / ".scratch").iterdir())
+    # A collected document can still be learned afterwards; learning it does not undo the log.
+    [learned] = ingest(ws, [DocumentInput("Lighthouse.md", "Lighthouse", DOCUMENT)])
+    assert learned.status == "committed" and len(ws.store.trials(result.document_id)) == 3 + 3
+
+
+def test_update_commits_policy_versions_in_a_lineage(home):
+    """Round 1 learns from policy v0's best positive self-edits → policy v1 (parent v0) listing its
+    trials; self-edits are then written by v1; round 2 → v2 (parent v1); rollback to v1 makes it active
+    again, and the next self-edits are v1's."""
+    ws = Workspace.open(seal_config.load({"self_edit": {"k": 2}}))
+    with pytest.raises(InputError, match="no document has a positive-reward self-edit"):
+        policy.update(ws)
+    [a, b] = _collect(ws, ("A", DOCUMENT, SUPPLIED), ("B", OTHER, ()))
+    first_a = ws.store.trials(a.document_id)[0].id
+    _reward(ws, [first_a], 0.5)
+    v1 = policy.update(ws)
+    assert (v1.kind, v1.number, v1.parent) == ("policy", 1, 0)
+    assert v1.metrics["trials"] == [first_a] and v1.documents == [a.document_id]
+    assert ws.store.active("policy") == 1
+    assert json.loads((home / "adapters" / "policy" / "v0001" / "seal.json").read_text())["trials"] == [first_a]
+
+    [c] = _collect(ws, ("C", DOCUMENT + " It is green.", ()))
+    assert {ws.store.self_edit(t.self_edit_id).policy_version for t in ws.store.trials(c.document_id)} == {1}
+    _reward(ws, [t.id for t in ws.store.trials(c.document_id)], 0.25)
+    v2 = policy.update(ws)
+    assert (v2.number, v2.parent) == (2, 1) and ws.store.lineage(2, "policy") == [1, 2]
+
+    assert rollback(ws, 1, "policy") == 2 and ws.store.active("policy") == 1
+    [d] = _collect(ws, ("D", OTHER + " It rains.", ()))
+    assert {ws.store.self_edit(t.self_edit_id).policy_version for t in ws.store.trials(d.document_id)} == {1}
+
+
+def test_schedule_runs_the_update_when_due(home):
+    """update_every_positive=1: nothing is due before a positive trial exists; then one update runs."""
+    ws = Workspace.open(seal_config.load({"policy": {"update_every_positive": 1}}))
+    assert policy.due(ws) is None and policy.maybe_update(ws) is None
+    [a] = _collect(ws, ("A", DOCUMENT, SUPPLIED))
+    _reward(ws, [t.id for t in ws.store.trials(a.document_id)], 0.2)
+    assert "positive-reward" in policy.due(ws)
+    version = policy.maybe_update(ws)
+    assert version is not None and version.number == 1
+    assert policy.due(ws) is None, "v1 has no trials yet, so no further update is due"
+    assert [e.data["version"] for e in ws.store.events("policy_update")] == [1]
+
+
+def test_rl_cli(home, capsys):
+    """`seal rl update` without data is a one-line error; status and policy versions list in JSON."""
+    code, _, err = run_cli(["rl", "update"], capsys)
+    assert code == 1 and "seal rl collect" in err and len(err.strip().splitlines()) == 1, err
+    code, out, _ = run_cli(["rl", "status", "--json"], capsys)
+    assert code == 0 and json.loads(out)["active"] == 0 and json.loads(out)["examples"] == 0
+    code, out, _ = run_cli(["versions", "list", "--kind", "policy", "--json"], capsys)
+    assert code == 0 and json.loads(out) == {"kind": "policy", "active": 0, "versions": []}
+    code, _, err = run_cli(["rl", "collect"], capsys)
+    assert code == 1 and "--data" in err
