@@ -40,11 +40,14 @@ class Workspace:
     _lm: LanguageModel | None = field(default=None, repr=False)
 
     @classmethod
-    def open(cls, cfg: Config | None = None, progress: Callable[[str, str], None] | None = None) -> Workspace:
-        root = seal_config.home()
+    def open(cls, cfg: Config | None = None, progress: Callable[[str, str], None] | None = None,
+             home: Path | None = None, lm: LanguageModel | None = None) -> Workspace:
+        """Open `home` (default: SEAL_HOME); `lm` shares an already loaded model (the benchmarks'
+        throwaway homes do this)."""
+        root = home or seal_config.home()
         cfg = cfg or seal_config.load()
         ws = cls(home=root, config=cfg, store=Store.at_home(root, cfg.database_url),
-                 adapters=AdapterStore(root / "adapters"))
+                 adapters=AdapterStore(root / "adapters"), _lm=lm)
         if progress is not None:
             ws.progress = progress
         return ws

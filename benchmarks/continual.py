@@ -15,6 +15,7 @@ Run: seal bench continual --data ../shared/data/squad_val.json --sequences 3 --l
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import statistics
 import time
@@ -24,7 +25,6 @@ from typing import Any
 
 import torch
 
-from adapters_store import AdapterStore
 from agent.adapt import lora_config
 from agent.answer import closed_book
 from agent.generate import document_seed, sample_self_edits, training_sequences
@@ -33,7 +33,6 @@ from agent.ingest import DocumentInput, ingest
 from agent.workspace import Workspace
 from benchmarks import report
 from benchmarks.squad import Passage
-from memory import Store
 from memory.store import content_sha256
 from model_runtime import LanguageModel, TrainingExample, loading, train_lora
 from seal.config import Config
@@ -60,7 +59,8 @@ def protected(lm: LanguageModel, passages: list[Passage], cfg: Config, home: Pat
     """Learn the passages in order with the runtime (fresh home), scoring after each ingest."""
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
-    ws = Workspace(home=home, config=cfg, store=Store.at_home(home), adapters=AdapterStore(home / "adapters"), _lm=lm)
+    # A throwaway home with its own SQLite file, whatever database the user's config names.
+    ws = Workspace.open(dataclasses.replace(cfg, database_url=""), home=home, lm=lm)
     rows: Matrix = []
     log = []
     try:

@@ -25,7 +25,6 @@ import torch
 
 from agent import prompts
 from agent.adapt import lora_config
-from agent.answer import closed_book
 from agent.generate import document_sequences, training_sequences
 from agent.grading import grade
 from benchmarks import report

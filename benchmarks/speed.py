@@ -16,6 +16,7 @@ Run: seal bench speed --runs 3
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import statistics
 import tempfile
@@ -27,14 +28,12 @@ from typing import Any
 import torch
 from peft import LoraConfig
 
-from adapters_store import AdapterStore
 from agent.answer import closed_book
 from agent.grading import accuracy, grade
 from agent.ingest import DocumentInput, ingest
 from agent.probes import GENERAL_PROBES
 from agent.workspace import Workspace
 from benchmarks import report
-from memory import Store
 from model_runtime import LanguageModel
 from seal.config import Config
 
@@ -100,7 +99,8 @@ def cycle(lm: LanguageModel, document: DocumentInput, cfg: Config, home: Path) -
     """One ingest in a fresh home: stage seconds, the trial's training numbers, and its sequences."""
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
-    ws = Workspace(home=home, config=cfg, store=Store.at_home(home), adapters=AdapterStore(home / "adapters"), _lm=lm)
+    # A throwaway home with its own SQLite file, whatever database the user's config names.
+    ws = Workspace.open(dataclasses.replace(cfg, database_url=""), home=home, lm=lm)
     try:
         start = time.perf_counter()
         result = next(ingest(ws, [document]))

@@ -150,3 +150,13 @@ def test_bench_speed_smoke(real_home, tmp_path):
          "--paper-pad", "256", "--paper-epochs", "1", "--out", str(tmp_path))
     s = json.loads((tmp_path / "speed-brannock_lighthouse.json").read_text())["summary"]
     assert s["cycle"]["median_total"] > 0 and s["decode"]["32"]["tokens_per_second"] > s["decode"]["1"]["tokens_per_second"]
+
+
+def test_rl_collect_smoke(real_home, squad):
+    """ReST-EM E-step on one SQuAD train passage, K=2: two scored trials, no knowledge version."""
+    seal(real_home, *CHEAP, "rl", "collect", "--data", str(squad), "--n", "1", "--k", "2")
+    status = json.loads(seal(real_home, "rl", "status", "--json").stdout)
+    assert (status["trials"], status["documents"], status["active"]) == (2, 1, 0), status
+    store = Store.at_home(real_home)
+    assert store.versions() == [] and [d.status for d in store.documents()] == ["collected"]
+    store.close()
