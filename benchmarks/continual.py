@@ -125,7 +125,7 @@ def markdown(summary: dict[str, Any], command: str) -> str:
     rows = []
     for arm, m in summary["measures"].items():
         rows.append([arm, report.pct(m["no_adaptation"]), report.pct(m["just_after"]), report.pct(m["final"]),
-                     f"{m['retained']:.2f} ×", ", ".join(map(str, m["below_baseline"])) or "none",
+                     f"{m['retained']:.2f} ×", ", ".join(f"#{j}" for j in m["below_baseline"]) or "none",
                      summary["commits"].get(arm, "—")])
     parts.append(report.table(["arm", "no adaptation %", "just after learning % (diagonal)", "after the last document %",
                                "final / just-after", "documents below no-adaptation", "documents committed"], rows))
