@@ -55,10 +55,10 @@ def training_sequences(lm: LanguageModel, format: str, self_edit: str, document:
 
 
 def sample_self_edits(lm: LanguageModel, document: str, cfg: SelfEditConfig, policy_adapter: str | None,
-                      seed: int) -> list[str]:
-    """K self-edits for a document, sampled with the policy adapter (None: the base model)."""
+                      seed: int) -> tuple[str, list[str]]:
+    """The self-edit prompt and K self-edits sampled from it with the policy adapter (None: the base model)."""
     prompt = lm.chat_prompt(prompts.self_edit_messages(cfg.format, document))
-    return lm.generate([prompt] * cfg.k, adapter=policy_adapter, max_new_tokens=cfg.max_new_tokens,
+    return prompt, lm.generate([prompt] * cfg.k, adapter=policy_adapter, max_new_tokens=cfg.max_new_tokens,
                        temperature=cfg.temperature, top_p=cfg.top_p, repetition_penalty=cfg.repetition_penalty,
                        seed=seed)
 
@@ -78,8 +78,7 @@ def generate(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
     # Sample K self-edits with the active policy version (the base model until a policy update).
     ws.progress("generate", f"sampling {cfg.k} self-edit(s) ({cfg.format})")
     policy = ws.store.active("policy")
-    texts = sample_self_edits(ws.lm, doc.text, cfg, ws.attach("policy", policy), seed)
-    prompt = ws.lm.chat_prompt(prompts.self_edit_messages(cfg.format, doc.text))
+    prompt, texts = sample_self_edits(ws.lm, doc.text, cfg, ws.attach("policy", policy), seed)
     rows = ws.store.add_self_edits([
         SelfEdit(document_id=doc.id, policy_version=policy, format=cfg.format, prompt=prompt, text=text,
                  sequences=training_sequences(ws.lm, cfg.format, text, doc.text, cfg))

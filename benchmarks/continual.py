@@ -15,8 +15,6 @@ Run: seal bench continual --data ../shared/data/squad_val.json --sequences 3 --l
 
 from __future__ import annotations
 
-import dataclasses
-import shutil
 import statistics
 import time
 from collections.abc import Callable
@@ -30,8 +28,8 @@ from agent.answer import closed_book
 from agent.generate import document_seed, sample_self_edits, training_sequences
 from agent.grading import grade
 from agent.ingest import DocumentInput, ingest
-from agent.workspace import Workspace
 from benchmarks import report
+from benchmarks.homes import fresh_workspace
 from benchmarks.squad import Passage
 from memory.store import content_sha256
 from model_runtime import LanguageModel, TrainingExample, loading, train_lora
@@ -57,13 +55,9 @@ def matrix_row(values: list[float], length: int) -> list[float | None]:
 def protected(lm: LanguageModel, passages: list[Passage], cfg: Config, home: Path,
               step: Callable[[str], None]) -> dict[str, Any]:
     """Learn the passages in order with the runtime (fresh home), scoring after each ingest."""
-    shutil.rmtree(home, ignore_errors=True)
-    home.mkdir(parents=True)
-    # A throwaway home with its own SQLite file, whatever database the user's config names.
-    ws = Workspace.open(dataclasses.replace(cfg, database_url=""), home=home, lm=lm)
     rows: Matrix = []
     log = []
-    try:
+    with fresh_workspace(lm, cfg, home) as ws:
         for k, p in enumerate(passages):
             step(f"protected {k + 1}/{len(passages)}: {p.title}")
             result = next(ingest(ws, [DocumentInput(f"squad:{p.title}", p.title, p.context, p.questions)]))
@@ -72,10 +66,6 @@ def protected(lm: LanguageModel, passages: list[Passage], cfg: Config, home: Pat
             edit = ws.store.self_edit(ws.store.trials(result.document_id)[-1].self_edit_id)
             log.append({"title": p.title, "decision": result.status, "version": version, "reason": result.reason,
                         "seconds": round(result.seconds, 1), "self_edit": edit.text})
-    finally:
-        for name in list(lm.adapters()):
-            lm.delete_adapter(name)
-        ws.close()
     return {"rows": rows, "steps": log}
 
 
@@ -89,7 +79,7 @@ def plain(policy: LanguageModel, passages: list[Passage], cfg: Config, model_cac
     for k, p in enumerate(passages):
         step(f"plain {k + 1}/{len(passages)}: {p.title}")
         seed = document_seed(content_sha256(p.context), cfg.self_edit.seed)
-        text = sample_self_edits(policy, p.context, cfg.self_edit, None, seed)[0]
+        _, [text] = sample_self_edits(policy, p.context, cfg.self_edit, None, seed)
         sequences = training_sequences(lm, cfg.self_edit.format, text, p.context, cfg.self_edit)
         torch.manual_seed(cfg.train.seed)
         lm.add_adapter("edit", lora_config(cfg.train))

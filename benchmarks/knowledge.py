@@ -41,7 +41,7 @@ def self_edit_label(format: str, policy: int | None = None) -> str:
     return f"LoRA: passage + {format}" + ("" if policy is None else f" (policy v{policy})")
 
 
-def sample_self_edits(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Config,
+def batch_self_edits(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Config,
                       policy_adapter: str | None) -> list[dict[str, str]]:
     """One self-edit per passage and format, sampled with the given policy adapter (None: the base
     model), in batches ordered by prompt length so little time goes to padding."""
@@ -160,7 +160,7 @@ def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Con
     edits: dict[str, list[tuple[str, str]]] = {}
     for number, adapter in policies:
         progress(0, len(passages), f"policy v{number}: sampling {len(passages) * len(formats)} self-edits")
-        sampled = sample_self_edits(lm, passages, formats, cfg, adapter)
+        sampled = batch_self_edits(lm, passages, formats, cfg, adapter)
         for f in formats:
             edits[self_edit_label(f, number if named else None)] = [(f, e[f]) for e in sampled]
     labels = [NONE, IN_CONTEXT, PASSAGE, *edits]

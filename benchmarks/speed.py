@@ -16,8 +16,6 @@ Run: seal bench speed --runs 3
 
 from __future__ import annotations
 
-import dataclasses
-import shutil
 import statistics
 import tempfile
 import time
@@ -32,8 +30,8 @@ from agent.answer import closed_book
 from agent.grading import accuracy, grade
 from agent.ingest import DocumentInput, ingest
 from agent.probes import GENERAL_PROBES
-from agent.workspace import Workspace
 from benchmarks import report
+from benchmarks.homes import fresh_workspace
 from model_runtime import LanguageModel
 from seal.config import Config
 
@@ -97,21 +95,13 @@ def decode_rate(lm: LanguageModel, batch: int, new_tokens: int, repeats: int) ->
 
 def cycle(lm: LanguageModel, document: DocumentInput, cfg: Config, home: Path) -> dict[str, Any]:
     """One ingest in a fresh home: stage seconds, the trial's training numbers, and its sequences."""
-    shutil.rmtree(home, ignore_errors=True)
-    home.mkdir(parents=True)
-    # A throwaway home with its own SQLite file, whatever database the user's config names.
-    ws = Workspace.open(dataclasses.replace(cfg, database_url=""), home=home, lm=lm)
-    try:
+    with fresh_workspace(lm, cfg, home) as ws:
         start = time.perf_counter()
         result = next(ingest(ws, [document]))
         total = time.perf_counter() - start
         stages = {e.data["stage"]: e.data["seconds"] for e in ws.store.events("stage", result.document_id)}
         trial = ws.store.trials(result.document_id)[0]
         sequences = ws.store.self_edit(trial.self_edit_id).sequences
-    finally:
-        for name in list(lm.adapters()):
-            lm.delete_adapter(name)
-        ws.close()
     rows = [len(lm.tokenizer(p + c, add_special_tokens=False)["input_ids"]) for p, c in sequences]
     return {"total": total, "stages": stages, "decision": result.status, "accuracy": result.new_after,
             "train_tokens": trial.tokens, "train_seconds": trial.train_seconds, "sequences": sequences,
