@@ -55,7 +55,9 @@ def verify(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
                                                   "dir": state["candidate_dir"]}]}
 
     # Three groups of (question, gold answer): this document, earlier documents, general ability.
-    earlier = ws.store.learned_documents(ws.store.lineage(parent))
+    # Earlier material: the documents the parent learned, and those shown to the model and rejected — what
+    # the model knew of a rejected document (from pre-training) must not be lost by a later update either.
+    earlier = sorted(set(ws.store.learned_documents(ws.store.lineage(parent))) | set(ws.store.rejected_documents()))
     retention = ws.store.retention_probes(doc.id, earlier, cfg.retention_probes, document_seed(doc.sha256, 0))
     groups = {"new": [(p.question, p.answer) for p in doc.probes],
               "retention": [(p.question, p.answer) for p in retention],

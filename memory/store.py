@@ -141,7 +141,7 @@ class Store:
             return list(s.scalars(select(Probe).where(Probe.document_id == document_id).order_by(Probe.id)))
 
     def retention_probes(self, exclude_document: int, documents: list[int], n: int, seed: int) -> list[Probe]:
-        """A seeded sample of `n` probes from `documents` (earlier committed ones), excluding one document."""
+        """A seeded sample of `n` probes from `documents` (earlier ones), excluding one document."""
         ids = [d for d in documents if d != exclude_document]
         if not ids or n == 0:
             return []
@@ -281,6 +281,12 @@ class Store:
         with self.session() as s:
             rows = s.scalars(select(Version.documents).where(Version.kind == "knowledge", Version.number.in_(versions)))
             return sorted({d for docs in rows for d in docs})
+
+    def rejected_documents(self) -> list[int]:
+        """Ids of the documents ingested and rejected: the model was shown them, so what it knew of them counts
+        as earlier material too."""
+        with self.session() as s:
+            return list(s.scalars(select(Document.id).where(Document.status == "rejected").order_by(Document.id)))
 
     def version_of_document(self, document_id: int) -> int:
         """The newest knowledge version that learned a document (0 if none)."""

@@ -69,7 +69,7 @@ class VerifyConfig:
     min_gain: float = _help("Least new-knowledge gain (accuracy points, 0-1) that passes the gate.", 0.01)
     max_retention_drop: float = _help("Largest allowed drop on earlier documents' probes (0-1).", 0.15)
     max_general_drop: float = _help("Largest allowed drop on the general-ability set (0-1).", 0.20)
-    retention_probes: int = _help("Probes of earlier committed documents sampled for retention.", 8)
+    retention_probes: int = _help("Probes of earlier documents (learned or rejected) sampled for retention.", 8)
     generated_probes: int = _help("QA probes the model writes when none are supplied.", 5)
     answer_tokens: int = _help("Longest closed-book answer, in tokens.", 24)
 

@@ -59,6 +59,18 @@ def test_rejected_candidate_is_data(home):
     assert [e.kind for e in ws.store.events() if e.kind != "stage"] == ["rejected"]
 
 
+def test_rejected_documents_are_earlier_material(home):
+    """What the model knew of a rejected document is guarded too: its probes enter the next document's
+    retention sample."""
+    ws = Workspace.open(seal_config.load({"verify": {"min_gain": 1.0}}))
+    [rejected] = ingest(ws, [DocumentInput("doc.md", "Lighthouse", DOCUMENT, SUPPLIED)])
+    assert rejected.status == "rejected"
+    [b] = ingest(ws, [DocumentInput("b.md", "B", "Quellmoor has 2,314 residents and violet sand.")])
+    trial = ws.store.trials(b.document_id)[0]
+    assert trial.retention_before is not None
+    assert {r["question"] for r in trial.scores["retention"]} == {q for q, _ in SUPPLIED}
+
+
 def test_k_candidates_commit_the_best(home):
     """With K=3, all three are adapted and verified; one version is committed, from the best trial."""
     ws = Workspace.open(seal_config.load({"self_edit": {"k": 3}}))
