@@ -26,7 +26,7 @@ demo: setup
 	SEAL_HOME=$(DEMO_HOME) $(VENV)/bin/seal versions list
 
 test: setup
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -rs
 
 test-unit: setup
-	$(VENV)/bin/pytest -q -m "not real_model"
+	$(VENV)/bin/pytest -q -rs -m "not real_model"

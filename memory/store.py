@@ -48,7 +48,9 @@ class Store:
     """The SQL store behind one database URL (SQLite file by default, any SQLAlchemy URL)."""
 
     def __init__(self, url: str, upgrade: bool = True):
-        self.url = url
+        # A plain postgresql:// URL means the bundled driver (psycopg 3), not SQLAlchemy's default psycopg2.
+        scheme, sep, rest = url.partition("://")
+        self.url = url = f"postgresql+psycopg://{rest}" if sep and scheme in ("postgresql", "postgres") else url
         try:
             self.engine: Engine = create_engine(url)
             if self.engine.dialect.name == "sqlite":

@@ -3,13 +3,19 @@ directory, and a home directory in tmp_path configured to use it."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
 import torch
+from sqlalchemy import create_engine, text
 from tokenizers import ByteLevelBPETokenizer
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from tests import postgres
 
 CHAT_TEMPLATE = ("{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
                  "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
@@ -68,6 +74,39 @@ def home(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("SEAL_HOME", str(root))
     monkeypatch.delenv("SEAL_DATABASE_URL", raising=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """A real PostgreSQL server for the session (see tests/postgres.py). Where its binaries are missing the
+    PostgreSQL tests are skipped, except when SEAL_REQUIRE_POSTGRES=1 (CI), where that is a failure."""
+    if postgres.binaries() is None:
+        if os.environ.get("SEAL_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"SEAL_REQUIRE_POSTGRES=1 but no PostgreSQL binaries were found: {postgres.INSTALL_HINT}")
+        pytest.skip(postgres.INSTALL_HINT)
+    # Not under pytest's tmp folder: that one is private to this user, and the server runs as `postgres`.
+    directory = Path(tempfile.mkdtemp(prefix="seal-pg-"))
+    with postgres.server(directory) as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A fresh, empty database on the session's PostgreSQL server."""
+    name = f"seal_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    engine.dispose()
+    return postgres_server.replace("/postgres?", f"/{name}?")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each store test runs on both backends: a SQLite file, and a database on the real PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'seal.db'}"
+    return request.getfixturevalue("postgres_url")
 
 
 def snapshot(home: Path) -> dict:

@@ -165,3 +165,21 @@ def test_commit_refuses_a_candidate_whose_parent_is_no_longer_active(home):
     assert result.status == "rejected" and ws.store.active() == 1 and len(ws.store.versions()) == 1
     assert "active version moved from v0 to v1" in ws.store.trials(doc.id)[0].reason
     assert (home / "adapters" / "knowledge" / "ACTIVE").read_text().strip() == "v0001"
+
+
+def test_learn_and_roll_back_on_either_store(home, database_url, monkeypatch):
+    """The runtime end to end on SQLite and on the real PostgreSQL server: two commits, the second's
+    parent the first, a rollback, and the next version's parent the rolled-back-to one."""
+    from agent.versions import rollback
+
+    monkeypatch.setenv("SEAL_DATABASE_URL", database_url)
+    ws = Workspace.open()
+    assert ws.store.engine.dialect.name == database_url.split(":")[0].split("+")[0]
+    [a] = ingest(ws, [DocumentInput("a.md", "A", DOCUMENT, SUPPLIED)])
+    [b] = ingest(ws, [DocumentInput("b.md", "B", "Quellmoor has 2,314 residents and violet sand.")])
+    assert (a.version, b.version) == (1, 2) and ws.store.version(2).parent == 1
+    rollback(ws, 1)
+    [c] = ingest(ws, [DocumentInput("c.md", "C", "Zelmark Instruments makes brass barometers in Oslo.")])
+    assert ws.store.version(c.version).parent == 1 and ws.store.active() == c.version
+    assert [t.decision for t in ws.store.trials(c.document_id)] == ["committed"]
+    ws.close()

@@ -8,9 +8,9 @@ from memory import Store
 from memory.schema import Base
 
 
-def test_migrations_create_exactly_the_models_schema(tmp_path):
+def test_migrations_create_exactly_the_models_schema(database_url):
     """No drift: after `upgrade head`, autogenerate finds nothing to change against the models."""
-    store = Store.at_home(tmp_path)
+    store = Store(database_url)
     assert store.revision() == Store.head()
     with store.engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
@@ -18,15 +18,15 @@ def test_migrations_create_exactly_the_models_schema(tmp_path):
     store.close()
 
 
-def test_first_released_schema_keeps_its_rows(tmp_path):
+def test_first_released_schema_keeps_its_rows(database_url):
     """A database made at revision 0001 (the first release) opens, upgrades to head and keeps every row."""
-    store = Store.at_home(tmp_path)
+    store = Store(database_url)
     doc, _ = store.add_document("Quellmoor has violet sand.", "q.md", "Quellmoor")
     store.set_probes(doc.id, [("What colour is the sand?", "violet", "supplied")])
     store.add_chat_turn("hi", "hello", 0)
     store.close()
 
-    reopened = Store.at_home(tmp_path)
+    reopened = Store(database_url)
     assert reopened.revision() == Store.head() and reopened.upgraded is None
     assert reopened.document(doc.id).text == "Quellmoor has violet sand."
     assert [p.answer for p in reopened.probes(doc.id)] == ["violet"]

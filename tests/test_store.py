@@ -1,14 +1,15 @@
 """The SQL store: deduplication, versions, active pointer, lineage, replay sampling, transactions."""
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from memory import SelfEdit, Store, Trial, Version
 from seal.errors import NotFoundError
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store.at_home(tmp_path)
+def store(database_url):
+    s = Store(database_url)
     yield s
     s.close()
 
@@ -72,7 +73,7 @@ def test_failed_transaction_leaves_nothing(store):
     d1, _ = store.add_document("one", "1", "1")
     d2, _ = store.add_document("two", "2", "2")
     commit(store, d1.id, 1, 0, [])
-    with pytest.raises(Exception, match="UNIQUE"):
+    with pytest.raises(IntegrityError):
         commit(store, d2.id, 1, 0, [])
     assert store.active() == 1 and store.document(d2.id).status == "pending"
     assert len(store.versions()) == 1
@@ -99,3 +100,10 @@ def test_bad_database_url_is_a_config_error(tmp_path):
 def test_opening_without_upgrade_changes_nothing(tmp_path):
     store = Store.at_home(tmp_path, upgrade=False)
     assert store.revision() is None and store.upgrade() is None and store.revision() == Store.head()
+
+
+def test_plain_postgresql_url_uses_the_bundled_driver(postgres_url):
+    """`postgresql://…` (what users paste) opens with psycopg 3, which is installed, not psycopg2."""
+    store = Store(postgres_url.replace("postgresql+psycopg://", "postgresql://"))
+    assert store.engine.dialect.driver == "psycopg" and store.revision() == Store.head()
+    store.close()
