@@ -18,12 +18,12 @@ from seal.errors import InputError, IntegrityError
 METADATA = "seal.json"
 POINTER = "ACTIVE"
 KINDS = ("knowledge", "policy")
-_VERSION = re.compile(r"^v?(\d{1,6})$")
+VERSION = re.compile(r"^v?(\d{1,6})$")
 
 
 def parse_version(name: str) -> int:
     """'v3', 'v0003' or '3' -> 3; anything else (paths included) is refused."""
-    match = _VERSION.match(name.strip())
+    match = VERSION.match(name.strip())
     if match is None:
         raise InputError(f"{name!r} is not a version name; write it like v3 (v0 is the base model)")
     return int(match.group(1))
@@ -95,17 +95,33 @@ class AdapterStore:
             raise
         return sums
 
-    def verified(self, kind: str, number: int, expected: dict[str, str]) -> Path:
-        """The version's folder, after checking every file against the sha256 the database recorded."""
-        folder = self.path(kind, number)
+    def problems(self, kind: str, number: int, expected: dict[str, str]) -> list[str]:
+        """What is wrong with a version's folder against the sha256 the database recorded: missing or changed
+        files, and a metadata file that no longer describes this version. Empty when intact."""
+        folder, found = self.path(kind, number), []
         for name, digest in expected.items():
             file = folder / name
             if not file.is_file():
-                raise IntegrityError(f"{kind} version v{number}: {file} is missing; run `seal doctor`")
-            if sha256_file(file) != digest:
-                raise IntegrityError(f"{kind} version v{number}: {file} does not match its recorded sha256 "
-                                     "(modified or truncated); roll back to another version")
-        return folder
+                found.append(f"{kind} version v{number}: {file} is missing")
+            elif sha256_file(file) != digest:
+                found.append(f"{kind} version v{number}: {file} does not match its recorded sha256 (modified or "
+                             "truncated)")
+        try:
+            meta = json.loads((folder / METADATA).read_text(encoding="utf-8"))
+            intact = (meta.get("kind"), meta.get("version"), meta.get("sha256")) == (kind, number, expected)
+        except (OSError, ValueError):
+            intact = False
+        if not intact:
+            found.append(f"{kind} version v{number}: {folder / METADATA} is missing or does not describe this version")
+        return found
+
+    def verified(self, kind: str, number: int, expected: dict[str, str]) -> Path:
+        """The version's folder, after checking every file against the sha256 the database recorded."""
+        problems = self.problems(kind, number, expected)
+        if problems:
+            raise IntegrityError(f"{problems[0]}; roll back to another version or restore a backup "
+                                 "(`seal doctor` lists every problem)")
+        return self.path(kind, number)
 
     def set_pointer(self, kind: str, number: int) -> None:
         """Mirror the database's active version in <kind>/ACTIVE (written atomically)."""

@@ -3,16 +3,24 @@ history of documents with their trials."""
 
 from __future__ import annotations
 
+import re
+import shutil
 from typing import Any
 
-from adapters_store import version_name
+from adapters_store import parse_version, version_name
+from adapters_store.versions import VERSION
 from agent.workspace import Workspace
 from memory import Trial, Version
+from seal.errors import InputError
 from seal.locking import writer_lock
 
+TAG = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
 
-def version_record(ws: Workspace, v: Version, active: int, titles: dict[int, str]) -> dict[str, Any]:
+
+def version_record(ws: Workspace, v: Version, active: int, titles: dict[int, str],
+                   tags: dict[int, list[str]]) -> dict[str, Any]:
     return {"version": v.number, "name": f"v{v.number}", "parent": v.parent, "active": v.number == active,
+            "tags": tags.get(v.number, []), "pruned": v.pruned,
             "created_at": v.created_at.isoformat(timespec="seconds"), "documents": v.documents,
             "titles": [titles[d] for d in v.documents],
             "trial": v.trial_id, "metrics": v.metrics, "files": v.files,
@@ -22,14 +30,69 @@ def version_record(ws: Workspace, v: Version, active: int, titles: dict[int, str
 def list_versions(ws: Workspace, kind: str = "knowledge") -> list[dict[str, Any]]:
     active, versions = ws.store.active(kind), ws.store.versions(kind)
     titles = ws.store.titles([d for v in versions for d in v.documents])
-    return [version_record(ws, v, active, titles) for v in versions]
+    tags = ws.store.tags(kind)
+    return [version_record(ws, v, active, titles, tags) for v in versions]
 
 
 def show_version(ws: Workspace, number: int, kind: str = "knowledge") -> dict[str, Any]:
     version = ws.store.version(number, kind)
-    record = version_record(ws, version, ws.store.active(kind), ws.store.titles(version.documents))
+    record = version_record(ws, version, ws.store.active(kind), ws.store.titles(version.documents),
+                            ws.store.tags(kind))
     record["lineage"] = ws.store.lineage(number, kind)
     return record
+
+
+def resolve(ws: Workspace, name: str, kind: str = "knowledge") -> int:
+    """A version named as on the command line: v3, 3, or a tag."""
+    tagged = ws.store.tagged(name.strip(), kind)
+    if tagged is not None:
+        return tagged
+    try:
+        return parse_version(name)
+    except InputError:
+        raise InputError(f"{name!r} is neither a version nor a tag; write a version like v3 (v0 is the base "
+                         "model) or a tag from `seal versions list`") from None
+
+
+def tag(ws: Workspace, number: int, name: str, kind: str = "knowledge") -> None:
+    if not TAG.match(name) or VERSION.match(name):
+        raise InputError(f"{name!r} is not a usable tag: start with a letter, then letters, digits, '.', '_' or "
+                         "'-' (64 at most), and not a version name like v3")
+    ws.store.tag(number, name, kind)
+
+
+def prune_plan(ws: Workspace, keep: int, keep_ancestors: bool, kind: str = "knowledge") -> tuple[list[int], dict[int, str]]:
+    """Which versions' files `prune` would delete, and why each other version is kept. Kept: the `keep`
+    newest, the active one, tagged ones, and with `keep_ancestors` the active one's whole lineage."""
+    if keep < 0:
+        raise InputError(f"--keep {keep}: give the number of newest versions to keep (0 or more)")
+    versions = [v for v in ws.store.versions(kind) if not v.pruned]
+    active, tags = ws.store.active(kind), ws.store.tags(kind)
+    reasons: dict[int, str] = {}
+    for v in versions[::-1][:keep]:
+        reasons[v.number] = f"one of the {keep} newest"
+    if keep_ancestors:
+        for n in ws.store.lineage(active, kind):
+            reasons.setdefault(n, "an ancestor of the active version")
+    for n in tags:
+        reasons[n] = "tagged " + ", ".join(tags[n])
+    if active:
+        reasons[active] = "active"
+    return [v.number for v in versions if v.number not in reasons], reasons
+
+
+def prune(ws: Workspace, numbers: list[int], kind: str = "knowledge") -> None:
+    """Delete the files of these versions (history stays). Recorded first, then deleted, under the writer
+    lock: a crash in between leaves folders `seal doctor --repair` removes."""
+    with writer_lock(ws.home):
+        still_prunable, _ = prune_plan(ws, 0, False, kind)
+        refused = sorted(set(numbers) - set(still_prunable))
+        if refused:
+            raise InputError(f"{kind} versions {', '.join(f'v{n}' for n in refused)} are active, tagged or already "
+                             "pruned; nothing was deleted")
+        ws.store.mark_pruned(numbers, kind)
+        for n in numbers:
+            shutil.rmtree(ws.adapters.path(kind, n), ignore_errors=True)
 
 
 def rollback(ws: Workspace, number: int, kind: str = "knowledge") -> int:
@@ -37,6 +100,9 @@ def rollback(ws: Workspace, number: int, kind: str = "knowledge") -> int:
     active version. Nothing is deleted; the next commit branches from here."""
     if number:
         version = ws.store.version(number, kind)
+        if version.pruned:
+            raise InputError(f"{kind} version v{number} was pruned (its files deleted); pick another version "
+                             "from `seal versions list`")
         ws.adapters.verified(kind, number, version.files)
     with writer_lock(ws.home):
         previous = ws.store.rollback(number, kind)

@@ -3,6 +3,7 @@ loaded on first use and kept for the process. The graph's nodes receive it as th
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +27,8 @@ def load_model(cfg: ModelConfig, cache: Path) -> LanguageModel:
     return _MODELS[cfg]
 
 
-def adapter_name(kind: str, number: int) -> str:
-    return f"{kind}-v{number}"
+def adapter_name(kind: str, number: int, digests: str) -> str:
+    return f"{kind}-v{number}-{hashlib.sha256(digests.encode()).hexdigest()[:12]}"
 
 
 @dataclass
@@ -61,13 +62,14 @@ class Workspace:
 
     def attach(self, kind: str, number: int) -> str | None:
         """The adapter name of version `number` of a lineage, attached after its files are verified
-        against the database's checksums; None for version 0 (the bare base model)."""
+        against the database's checksums; None for version 0 (the bare base model). The name carries the
+        weights' recorded sha256, so a process serving several homes never mistakes one's v1 for another's."""
         if number == 0:
             return None
-        name = adapter_name(kind, number)
+        version = self.store.version(number, kind)
+        name = adapter_name(kind, number, "".join(sorted(version.files.values())))
         lm = self.lm
         if name not in lm.adapters():
-            version = self.store.version(number, kind)
             lm.load_adapter(name, self.adapters.verified(kind, number, version.files))
             attached = [a for a in lm.adapters() if a.startswith(f"{kind}-v") and a != name]
             for old in attached[:-KEEP_ATTACHED + 1]:

@@ -19,7 +19,7 @@ from seal.errors import SealError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   context_settings={"help_option_names": ["-h", "--help"]})
-versions_app = typer.Typer(help="List, inspect and roll back knowledge versions.", no_args_is_help=True)
+versions_app = typer.Typer(help="List, inspect, roll back, tag and prune versions.", no_args_is_help=True)
 config_app = typer.Typer(help="Show and check the configuration.", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema: current revision and upgrades.", no_args_is_help=True)
 app.add_typer(versions_app, name="versions")
@@ -38,6 +38,7 @@ notices = Console(stderr=True)
 warnings.filterwarnings("ignore", category=FutureWarning)
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 _overrides: dict[str, Any] = {}
+KIND_HELP = "Lineage: knowledge (what the model knows) or policy (how it writes self-edits)."
 
 
 def _config() -> seal_config.Config:
@@ -146,10 +147,9 @@ def ask(
 @app.command()
 def chat() -> None:
     """Chat with the continually updated model. /versions, /rollback vN, /learn TEXT, /quit."""
-    from adapters_store import parse_version
     from agent.answer import chat as chat_reply
     from agent.ingest import DocumentInput, check_text, ingest as run_ingest
-    from agent.versions import rollback
+    from agent.versions import resolve, rollback
 
     ws = _workspace(progress=True)
     console.print(f"[dim]knowledge v{ws.store.active('knowledge')} · /versions /rollback vN /learn TEXT /quit[/]")
@@ -168,7 +168,7 @@ def chat() -> None:
             elif command == "/versions":
                 versions(as_json=False)
             elif command == "/rollback":
-                previous = rollback(ws, parse_version(rest))
+                previous = rollback(ws, resolve(ws, rest))
                 console.print(f"[dim]rolled back from v{previous} to v{ws.store.active('knowledge')}[/]")
             elif command == "/learn":
                 text = check_text(rest.encode("utf-8"), "/learn", ws.config.ingest.max_document_bytes)
@@ -192,7 +192,7 @@ def chat() -> None:
 
 @versions_app.command("list")
 def versions(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-             kind: Annotated[str, typer.Option(help="Lineage: knowledge (what the model knows) or policy (how it writes self-edits).")] = "knowledge") -> None:
+             kind: Annotated[str, typer.Option(help=KIND_HELP)] = "knowledge") -> None:
     """Knowledge (or policy) versions, oldest first; v0 is the base model."""
     from agent.versions import list_versions
 
@@ -210,40 +210,77 @@ def versions(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")
         m = r["metrics"]
         outcome = (f"{_pct(m['new_before'])} → {_pct(m['new_after'])}" if kind == "knowledge"
                    else f"{m['examples']} self-edits, mean reward {m['mean_reward']:+.2f}")
-        table.add_row("*" if r["active"] else "", r["name"], f"v{r['parent']}", r["created_at"],
+        name = r["name"] + "".join(f" ({t})" for t in r["tags"]) + (" pruned" if r["pruned"] else "")
+        table.add_row("*" if r["active"] else "", name, f"v{r['parent']}", r["created_at"],
                       "; ".join(t[:40] for t in r["titles"][:3]) + (" …" if len(r["titles"]) > 3 else ""), outcome)
     console.print(table)
 
 
 @versions_app.command("show")
-def versions_show(version: Annotated[str, typer.Argument(help="Version, e.g. v3.")],
-                  kind: Annotated[str, typer.Option(help="Lineage: knowledge (what the model knows) or policy (how it writes self-edits).")] = "knowledge",
+def versions_show(version: Annotated[str, typer.Argument(help="Version or tag, e.g. v3.")],
+                  kind: Annotated[str, typer.Option(help=KIND_HELP)] = "knowledge",
                   as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """One version's parent, lineage, documents, metrics and files."""
-    from adapters_store import parse_version
-    from agent.versions import show_version
+    from agent.versions import resolve, show_version
 
-    number = parse_version(version)
-    record = show_version(_workspace(), number, _kind(kind))
+    ws = _workspace()
+    record = show_version(ws, resolve(ws, version, _kind(kind)), kind)
     if as_json:
         _print_json(record)
         return
-    for key in ("name", "parent", "active", "created_at", "lineage", "titles", "trial", "path"):
+    for key in ("name", "parent", "active", "tags", "pruned", "created_at", "lineage", "titles", "trial", "path"):
         console.print(f"[bold]{key}[/]: {record[key]}")
     for key, value in record["metrics"].items():
         console.print(f"[bold]{key}[/]: {value}")
 
 
 @versions_app.command("rollback")
-def versions_rollback(version: Annotated[str, typer.Argument(help="Version to make active, e.g. v1 (v0: base model).")],
-                      kind: Annotated[str, typer.Option(help="Lineage: knowledge (what the model knows) or policy (how it writes self-edits).")] = "knowledge") -> None:
+def versions_rollback(version: Annotated[str, typer.Argument(help="Version or tag to make active, e.g. v1 (v0: base model).")],
+                      kind: Annotated[str, typer.Option(help=KIND_HELP)] = "knowledge") -> None:
     """Make an earlier version active. Nothing is deleted; the next ingest branches from it."""
-    from adapters_store import parse_version
-    from agent.versions import rollback
+    from agent.versions import resolve, rollback
 
-    number = parse_version(version)
-    previous = rollback(_workspace(), number, _kind(kind))
+    ws = _workspace()
+    number = resolve(ws, version, _kind(kind))
+    previous = rollback(ws, number, kind)
     console.print(f"active {kind} version: v{number} (was v{previous})")
+
+
+@versions_app.command("tag")
+def versions_tag(version: Annotated[str, typer.Argument(help="Version to name, e.g. v3.")],
+                 name: Annotated[str, typer.Argument(help="The tag, e.g. stable. Tagged versions are never pruned.")],
+                 kind: Annotated[str, typer.Option(help=KIND_HELP)] = "knowledge") -> None:
+    """Name a version; the name works wherever a version does (show, rollback)."""
+    from agent.versions import resolve, tag
+
+    ws = _workspace()
+    number = resolve(ws, version, _kind(kind))
+    tag(ws, number, name, kind)
+    console.print(f"{kind} version v{number} tagged {name!r}")
+
+
+@versions_app.command("prune")
+def versions_prune(keep: Annotated[int, typer.Option(help="Newest versions to keep.")] = 10,
+                   keep_ancestors: Annotated[bool, typer.Option(help="Also keep every ancestor of the active version.")] = False,
+                   apply: Annotated[bool, typer.Option("--apply", help="Delete; without it, only show what would go.")] = False,
+                   kind: Annotated[str, typer.Option(help=KIND_HELP)] = "knowledge") -> None:
+    """Delete old versions' adapter files (their history stays). Never the active version or a tagged one.
+    A dry run unless --apply."""
+    from agent.versions import prune, prune_plan
+
+    ws = _workspace()
+    doomed, kept = prune_plan(ws, keep, keep_ancestors, _kind(kind))
+    for number in sorted(kept):
+        console.print(f"keep   v{number}: {kept[number]}")
+    for number in doomed:
+        console.print(f"{'delete' if apply else 'would delete'} v{number}")
+    if not doomed:
+        console.print("nothing to prune")
+    elif apply:
+        prune(ws, doomed, kind)
+        console.print(f"pruned {len(doomed)} {kind} version(s)")
+    else:
+        console.print("dry run: add --apply to delete")
 
 
 @app.command("history")
@@ -300,6 +337,35 @@ def db_upgrade() -> None:
     console.print(f"upgraded from revision {after[0]} to {after[1]}" if after else
                   f"database created at revision {store.revision()}" if before is None else
                   f"database at revision {before}, the newest")
+
+
+@app.command()
+def doctor(repair: Annotated[bool, typer.Option("--repair", help="Fix what can be fixed safely: leftovers of interrupted writes, pointer files, an old schema.")] = False,
+           as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Check the home: database vs adapter files, checksums, leftovers, pointers. Exit 1 while a problem remains."""
+    from adapters_store import AdapterStore
+    from adapters_store import doctor as checks
+    from memory import Store
+
+    home = seal_config.home()
+    store = Store.at_home(home, _config().database_url, upgrade=False)
+    adapters = AdapterStore(home / "adapters")
+    found = checks.repair(home, store, adapters) if repair else checks.examine(store, adapters)
+    remaining = [f for f in found if f.problem and not f.repaired]
+    if as_json:
+        _print_json({"consistent": not remaining, "findings": [
+            {"problem": f.problem, "what": f.what, "repairable": f.fix is not None or f.pointer is not None,
+             "repaired": f.repaired} for f in found]})
+    else:
+        for f in found:
+            mark = ("[green]repaired[/]" if f.repaired else "[red]problem[/]") if f.problem else "[yellow]notice[/]"
+            hint = " (fixable: run `seal doctor --repair`)" if f.problem and not f.repaired and (f.fix or f.pointer) else ""
+            console.print(f"{mark}  {f.what}{hint}", highlight=False)
+        fixed = sum(f.repaired for f in found)
+        console.print("[green]store consistent[/]" + (f" ({fixed} repaired)" if fixed else "") if not remaining
+                      else f"[red]{len(remaining)} problem(s) remain[/]" + (f", {fixed} repaired" if fixed else ""))
+    if remaining:
+        raise typer.Exit(1)
 
 
 @app.command()

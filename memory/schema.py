@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -96,6 +96,17 @@ class Version(Base):
     metrics: Mapped[dict[str, Any]]
     documents: Mapped[list[Any]]  # ids of the documents this version learned (itself, not its ancestors)
     trial_id: Mapped[int | None] = mapped_column(ForeignKey("trials.id"))
+    pruned: Mapped[bool] = mapped_column(default=False, server_default=false())  # files deleted, history kept
+    created_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class Tag(Base):
+    """A name a user gave a version (`seal versions tag v3 NAME`); tagged versions are never pruned."""
+
+    __tablename__ = "tags"
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    number: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(default=now)
 
 

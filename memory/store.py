@@ -19,8 +19,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from memory.schema import Active, ChatTurn, Document, Event, Probe, SelfEdit, Trial, Version
-from seal.errors import ConfigError, NotFoundError
+from memory.schema import Active, ChatTurn, Document, Event, Probe, SelfEdit, Tag, Trial, Version
+from seal.errors import ConfigError, InputError, NotFoundError
 
 
 def content_sha256(text: str) -> str:
@@ -332,6 +332,37 @@ class Store:
             self._set_active(s, kind, number)
             s.add(Event(kind="rollback", data={"kind": kind, "from": previous, "to": number}))
         return previous
+
+    # ---- tags and pruning -----------------------------------------------------------------------
+
+    def tag(self, number: int, name: str, kind: str = "knowledge") -> None:
+        """Name version `number`; a name already in use is refused."""
+        self.version(number, kind)
+        with self.session() as s:
+            existing = s.get(Tag, (kind, name))
+            if existing is not None:
+                raise InputError(f"tag {name!r} already names {kind} version v{existing.number}; pick another name")
+            s.add(Tag(kind=kind, name=name, number=number))
+
+    def tags(self, kind: str = "knowledge") -> dict[int, list[str]]:
+        """Version number -> its tags, sorted."""
+        with self.session() as s:
+            rows = s.execute(select(Tag.number, Tag.name).where(Tag.kind == kind).order_by(Tag.name))
+            tags: dict[int, list[str]] = {}
+            for number, name in rows:
+                tags.setdefault(number, []).append(name)
+            return tags
+
+    def tagged(self, name: str, kind: str = "knowledge") -> int | None:
+        with self.session() as s:
+            row = s.get(Tag, (kind, name))
+            return None if row is None else row.number
+
+    def mark_pruned(self, numbers: list[int], kind: str = "knowledge") -> None:
+        """Record that these versions' files are deleted (their rows, trials and history stay)."""
+        with self.session() as s:
+            s.execute(update(Version).where(Version.kind == kind, Version.number.in_(numbers)).values(pruned=True))
+            s.add(Event(kind="prune", data={"kind": kind, "versions": numbers}))
 
     @staticmethod
     def _set_active(s: Session, kind: str, number: int) -> None:

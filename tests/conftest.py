@@ -3,11 +3,17 @@ directory, and a home directory in tmp_path configured to use it."""
 
 from __future__ import annotations
 
+import io
+import json
 import os
+import shutil
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -15,6 +21,7 @@ from sqlalchemy import create_engine, text
 from tokenizers import ByteLevelBPETokenizer
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from cli.main import main
 from tests import postgres
 
 CHAT_TEMPLATE = ("{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
@@ -125,3 +132,47 @@ DOCUMENT = ("The Brannock Lighthouse stands on the island of Tessery. It was bui
             "Morwen Hale, who painted it green and white. Its first keeper was Idris Calloway.")
 QUESTIONS = [{"question": "Who built the Brannock Lighthouse?", "answer": "Morwen Hale"},
              {"question": "In what year was the Brannock Lighthouse built?", "answer": "1847"}]
+
+
+def seal(home: Path, *args: str, stdin: bytes | None = None, capsys=None, monkeypatch=None) -> SimpleNamespace:
+    """Run `seal ARGS` in this process; returns returncode, stdout and stderr (bytes)."""
+    monkeypatch.setenv("SEAL_HOME", str(home))
+    monkeypatch.setattr(sys, "argv", ["seal", *args])
+    monkeypatch.setattr(sys, "stdin", SimpleNamespace(buffer=io.BytesIO(stdin or b"")))
+    capsys.readouterr()
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    out, err = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=out.encode(), stderr=err.encode())
+
+
+@pytest.fixture(scope="module")
+def learned_template(tmp_path_factory, tiny_model_dir):
+    """A home where one document is committed as v1, built once for the module."""
+    root = tmp_path_factory.mktemp("learned")
+    home = root / "home"
+    home.mkdir()
+    (home / "config.toml").write_text(TINY_CONFIG.format(model=tiny_model_dir))
+    (root / "lighthouse.md").write_text(DOCUMENT)
+    (root / "lighthouse.qa.json").write_text(json.dumps(QUESTIONS))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEAL_HOME", str(home))
+        run = subprocess.run([sys.executable, "-m", "cli", "ingest", str(root / "lighthouse.md"), "--qa",
+                              str(root / "lighthouse.qa.json")], capture_output=True, env={**os.environ})
+    assert run.returncode == 0, run.stderr.decode()
+    return home
+
+
+@pytest.fixture
+def learned(learned_template, tmp_path, monkeypatch, capsys):
+    """A private copy of the learned home, and `run(*args)` to call seal on it."""
+    from agent import workspace
+
+    workspace._MODELS.clear()  # each test starts like a new `seal` process: no adapter attached yet
+    home = tmp_path / "home"
+    shutil.copytree(learned_template, home)
+    return SimpleNamespace(home=home, run=lambda *a, stdin=None: seal(home, *a, stdin=stdin, capsys=capsys,
+                                                                       monkeypatch=monkeypatch))

@@ -5,57 +5,14 @@ One test runs the installed entry point in a real subprocess."""
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from cli.main import main
-from tests.conftest import DOCUMENT, QUESTIONS, TINY_CONFIG, snapshot
-
-
-def seal(home: Path, *args: str, stdin: bytes | None = None, capsys=None, monkeypatch=None) -> SimpleNamespace:
-    """Run `seal ARGS` in this process; returns returncode, stdout and stderr (bytes)."""
-    monkeypatch.setenv("SEAL_HOME", str(home))
-    monkeypatch.setattr(sys, "argv", ["seal", *args])
-    monkeypatch.setattr(sys, "stdin", SimpleNamespace(buffer=io.BytesIO(stdin or b"")))
-    capsys.readouterr()
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    out, err = capsys.readouterr()
-    return SimpleNamespace(returncode=code, stdout=out.encode(), stderr=err.encode())
-
-
-@pytest.fixture(scope="module")
-def learned_template(tmp_path_factory, tiny_model_dir):
-    """A home where one document is committed as v1, built once for the module."""
-    root = tmp_path_factory.mktemp("learned")
-    home = root / "home"
-    home.mkdir()
-    (home / "config.toml").write_text(TINY_CONFIG.format(model=tiny_model_dir))
-    (root / "lighthouse.md").write_text(DOCUMENT)
-    (root / "lighthouse.qa.json").write_text(json.dumps(QUESTIONS))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SEAL_HOME", str(home))
-        run = subprocess.run([sys.executable, "-m", "cli", "ingest", str(root / "lighthouse.md"), "--qa",
-                              str(root / "lighthouse.qa.json")], capture_output=True, env={**os.environ})
-    assert run.returncode == 0, run.stderr.decode()
-    return home
-
-
-@pytest.fixture
-def learned(learned_template, tmp_path, monkeypatch, capsys):
-    """A private copy of the learned home, and `run(*args)` to call seal on it."""
-    home = tmp_path / "home"
-    shutil.copytree(learned_template, home)
-    return SimpleNamespace(home=home, run=lambda *a, stdin=None: seal(home, *a, stdin=stdin, capsys=capsys,
-                                                                       monkeypatch=monkeypatch))
+from tests.conftest import DOCUMENT, snapshot
 
 
 def bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
@@ -73,7 +30,7 @@ def bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "missing path": (["ingest", str(tmp_path / "nope.md")], "no such file"),
         "bad questions file": (["ingest", str(tmp_path / "ok.md"), "--qa", str(tmp_path / "qa.json")], "item 0"),
         "unknown version in rollback": (["versions", "rollback", "v7"], "v7 does not exist"),
-        "version name that is a path": (["versions", "rollback", "../x"], "not a version name"),
+        "version name that is a path": (["versions", "rollback", "../x"], "neither a version nor a tag"),
         "invalid config value": (["--set", "train.epochs=0", "ingest", str(tmp_path / "ok.md")], "train.epochs = 0"),
         "invalid config file value": (["config", "validate"], "ingest.max_document_bytes = -5"),
     }
@@ -150,7 +107,7 @@ def test_chat_streams_switches_versions_and_learns(learned, monkeypatch, capsys)
     assert done.value.code == 0
     out = capsys.readouterr().out
     assert "Knowledge versions" in out and "rolled back from v1 to v0" in out
-    assert "Error:" in out and "not a version name" in out, "a bad command is reported and the chat goes on"
+    assert "Error:" in out and "neither a version nor a tag" in out, "a bad command is reported and the chat goes on"
     from memory import Store
 
     store = Store.at_home(learned.home)
@@ -161,5 +118,5 @@ def test_chat_streams_switches_versions_and_learns(learned, monkeypatch, capsys)
 
 
 def test_db_commands(learned):
-    assert "revision 0001 (newest: 0001)" in learned.run("db", "current").stdout.decode()
+    assert "revision 0002 (newest: 0002)" in learned.run("db", "current").stdout.decode()
     assert learned.run("db", "upgrade").returncode == 0

@@ -3,6 +3,7 @@ an existing database at an older revision is upgraded in place and keeps its row
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
 
 from memory import Store
 from memory.schema import Base
@@ -19,16 +20,32 @@ def test_migrations_create_exactly_the_models_schema(database_url):
 
 
 def test_first_released_schema_keeps_its_rows(database_url):
-    """A database made at revision 0001 (the first release) opens, upgrades to head and keeps every row."""
-    store = Store(database_url)
-    doc, _ = store.add_document("Quellmoor has violet sand.", "q.md", "Quellmoor")
-    store.set_probes(doc.id, [("What colour is the sand?", "violet", "supplied")])
-    store.add_chat_turn("hi", "hello", 0)
-    store.close()
+    """A database made by the first release (revision 0001) with rows in it opens, is upgraded to head, and
+    keeps every row; the columns added later get their defaults."""
+    from alembic import command
+    from sqlalchemy import create_engine
 
-    reopened = Store(database_url)
-    assert reopened.revision() == Store.head() and reopened.upgraded is None
-    assert reopened.document(doc.id).text == "Quellmoor has violet sand."
-    assert [p.answer for p in reopened.probes(doc.id)] == ["violet"]
-    assert [t.answer for t in reopened.chat_turns()] == ["hello"]
-    reopened.close()
+    from memory.store import _alembic_config
+
+    engine = create_engine(database_url)
+    cfg = _alembic_config()
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "0001")
+        connection.execute(text(
+            "INSERT INTO documents (id, sha256, source, title, text, status, created_at) "
+            "VALUES (1, 'abc', 'q.md', 'Quellmoor', 'Quellmoor has violet sand.', 'committed', '2026-01-01')"))
+        connection.execute(text("INSERT INTO probes (document_id, question, answer, source) "
+                                "VALUES (1, 'What colour is the sand?', 'violet', 'supplied')"))
+        connection.execute(text("INSERT INTO versions (kind, number, parent, files, metrics, documents, created_at) "
+                                "VALUES ('knowledge', 1, 0, '{}', '{}', '[1]', '2026-01-01')"))
+    engine.dispose()
+
+    store = Store(database_url)
+    assert store.upgraded == ("0001", Store.head()) and store.revision() == Store.head()
+    assert store.document(1).text == "Quellmoor has violet sand."
+    assert [p.answer for p in store.probes(1)] == ["violet"]
+    [version] = store.versions()
+    assert (version.number, version.documents, version.pruned) == (1, [1], False)
+    assert store.tags() == {}
+    store.close()
