@@ -368,6 +368,36 @@ def doctor(repair: Annotated[bool, typer.Option("--repair", help="Fix what can b
         raise typer.Exit(1)
 
 
+def _home_stores() -> tuple[Path, Any, Any]:
+    from adapters_store import AdapterStore
+    from memory import Store
+
+    home = seal_config.home()
+    return home, Store.at_home(home, _config().database_url), AdapterStore(home / "adapters")
+
+
+@app.command()
+def backup(path: Annotated[Path, typer.Argument(help="New folder for the backup.")]) -> None:
+    """A consistent snapshot of the database and the adapters, safe while the runtime is running."""
+    from adapters_store.backup import backup as run_backup
+
+    manifest = run_backup(*_home_stores(), path.resolve())
+    rows = manifest["rows"]
+    console.print(f"backed up {rows['documents']} documents, {rows['trials']} trials, "
+                  f"{sum(len(v) for v in manifest['versions'].values())} adapter versions to {path}")
+
+
+@app.command()
+def restore(path: Annotated[Path, typer.Argument(help="A folder written by `seal backup`.")]) -> None:
+    """Fill an empty home (SEAL_HOME, and its database) from a backup."""
+    from adapters_store.backup import restore as run_restore
+
+    home, store, adapters = _home_stores()
+    manifest = run_restore(home, store, adapters, path.resolve())
+    console.print(f"restored the backup of {manifest['created_at']} into {home}: active knowledge version "
+                  f"v{manifest['active']['knowledge']}")
+
+
 @app.command()
 def env(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Where things are and which versions of what are installed."""

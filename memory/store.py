@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from memory.schema import Active, ChatTurn, Document, Event, Probe, SelfEdit, Tag, Trial, Version
+from memory.schema import Active, Base, ChatTurn, Document, Event, Probe, SelfEdit, Tag, Trial, Version
 from seal.errors import ConfigError, InputError, NotFoundError
 
 
@@ -332,6 +332,11 @@ class Store:
             self._set_active(s, kind, number)
             s.add(Event(kind="rollback", data={"kind": kind, "from": previous, "to": number}))
         return previous
+
+    def row_counts(self) -> dict[str, int]:
+        """Rows per table (`seal restore` refuses a home that holds any)."""
+        with self.session() as s:
+            return {t.name: s.scalar(select(func.count()).select_from(t)) for t in Base.metadata.sorted_tables}
 
     # ---- tags and pruning -----------------------------------------------------------------------
 

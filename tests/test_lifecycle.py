@@ -3,10 +3,12 @@ and repairs crash leftovers; tampered adapter files are refused with one line an
 versions are tagged and pruned."""
 
 import json
+import shutil
+from types import SimpleNamespace
 
 import pytest
 
-from tests.conftest import snapshot
+from tests.conftest import seal, snapshot
 
 QUESTION = "Who built the Brannock Lighthouse?"
 
@@ -114,3 +116,59 @@ def test_tag_and_prune(learned, tmp_path):
     assert learned.run("versions", "rollback", "first-light").returncode == 0
     assert json.loads(learned.run("versions", "list", "--json").stdout)["active"] == 1
     assert doctor(learned) == (0, {"consistent": True, "findings": []})
+
+
+def _state(learned):
+    """What a user sees of a home: versions (paths aside), history, and the answer to a question."""
+    listing = json.loads(learned.run("versions", "list", "--json").stdout)
+    for v in listing["versions"]:
+        v.pop("path")
+    return listing, json.loads(learned.run("history", "--json").stdout), \
+        json.loads(learned.run("ask", QUESTION, "--json").stdout)
+
+
+def test_backup_restore_round_trip(learned, tmp_path, database_url, monkeypatch, capsys):
+    """Restore into an empty home (on SQLite or PostgreSQL) reproduces the active version, the answers and
+    the history; the restored home keeps learning (new ids do not collide with restored ones)."""
+    (tmp_path / "q.md").write_text("Quellmoor has 2,314 residents.")
+    assert learned.run("ingest", str(tmp_path / "q.md")).returncode == 0
+    assert learned.run("versions", "tag", "v1", "first-light").returncode == 0
+    before = _state(learned)
+    assert learned.run("backup", str(tmp_path / "bk")).returncode == 0
+    assert sorted(p.name for p in (tmp_path / "bk").iterdir()) == ["adapters", "manifest.json", "seal.db"]
+
+    from agent import workspace
+
+    workspace._MODELS.clear()
+    home = tmp_path / "restored"
+    home.mkdir()
+    (home / "config.toml").write_text((learned.home / "config.toml").read_text())
+    monkeypatch.setenv("SEAL_DATABASE_URL", database_url)
+    restored = SimpleNamespace(home=home, run=lambda *a: seal(home, *a, capsys=capsys, monkeypatch=monkeypatch))
+    run = restored.run("restore", str(tmp_path / "bk"))
+    assert run.returncode == 0, run.stderr.decode()
+    assert _state(restored) == before
+    assert doctor(restored) == (0, {"consistent": True, "findings": []})
+    (tmp_path / "s.md").write_text("Skelling uses four hoops.")
+    assert restored.run("ingest", str(tmp_path / "s.md")).returncode == 0
+    assert json.loads(restored.run("versions", "list", "--json").stdout)["active"] == 3
+
+
+def test_backup_and_restore_refuse_bad_input(learned, tmp_path):
+    """An existing destination, a folder that is not a backup, a damaged backup, and a home that is not
+    empty: one line each, nothing changed."""
+    assert learned.run("backup", str(tmp_path / "bk")).returncode == 0
+    (tmp_path / "taken").mkdir()
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tmp_path / "bk", damaged)
+    with open(damaged / "seal.db", "ab") as f:
+        f.write(b"x")
+    before = snapshot(learned.home)
+    for args, needle in ((["backup", str(tmp_path / "taken")], "already exists"),
+                         (["restore", str(tmp_path / "taken")], "not a seal backup"),
+                         (["restore", str(damaged)], "does not match the backup's manifest"),
+                         (["restore", str(tmp_path / "bk")], "already holds data")):
+        run = learned.run(*args)
+        err = run.stderr.decode().strip()
+        assert run.returncode == 1 and len(err.splitlines()) == 1 and needle in err, (args, err)
+    assert snapshot(learned.home) == before
