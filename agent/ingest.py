@@ -7,7 +7,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from agent.graph import build_graph
 from agent.workspace import Workspace
 from memory import Document
 from seal.errors import InputError
+from seal.locking import learner_lock
 
 
 @dataclass(frozen=True)
@@ -115,24 +116,36 @@ def run_graph(ws: Workspace, doc: Document, saver: SqliteSaver, resume: bool, co
         reason=shown.reason if shown else "", seconds=time.perf_counter() - start)
 
 
+def learning(ws: Workspace) -> AbstractContextManager[None]:
+    """The home's learner lock: one document at a time learns, across processes."""
+    return learner_lock(ws.home, lambda: ws.progress("wait", "another process is learning a document in this "
+                                                             "home; waiting for it to finish"))
+
+
 def ingest(ws: Workspace, documents: list[DocumentInput]) -> Iterator[IngestResult]:
     """Learn each document in turn; one already committed is reported as known and not learned again."""
     with checkpointer(ws) as saver:
         for item in documents:
-            doc, _ = ws.store.add_document(item.text, item.source, item.title)
-            version = ws.store.version_of_document(doc.id)
-            if doc.status == "committed" and version in ws.store.lineage(ws.store.active("knowledge")):
-                yield IngestResult(doc.id, item.source, doc.title, "known", version, None, None,
-                                   f"already learned in v{version}", 0.0)
-                continue
-            if item.questions:
-                ws.store.set_probes(doc.id, [(q, a, "supplied") for q, a in item.questions])
-            ws.store.reset_document(doc.id)
-            yield run_graph(ws, doc, saver, resume=False)
+            with learning(ws):
+                doc, _ = ws.store.add_document(item.text, item.source, item.title)
+                version = ws.store.version_of_document(doc.id)
+                if doc.status == "committed" and version in ws.store.lineage(ws.store.active("knowledge")):
+                    result = IngestResult(doc.id, item.source, doc.title, "known", version, None, None,
+                                          f"already learned in v{version}", 0.0)
+                else:
+                    if item.questions:
+                        ws.store.set_probes(doc.id, [(q, a, "supplied") for q, a in item.questions])
+                    ws.store.reset_document(doc.id)
+                    result = run_graph(ws, doc, saver, resume=False)
+            yield result
 
 
 def resume(ws: Workspace) -> Iterator[IngestResult]:
     """Finish every interrupted ingest from its last checkpoint, without repeating finished stages."""
     with checkpointer(ws) as saver:
         for doc in ws.store.pending_documents():
-            yield run_graph(ws, doc, saver, resume=True)
+            with learning(ws):
+                if ws.store.document(doc.id).status != "pending":  # finished by the process we waited for
+                    continue
+                result = run_graph(ws, doc, saver, resume=True)
+            yield result

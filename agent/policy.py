@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from agent.adapt import lora_config
-from agent.ingest import DocumentInput, IngestResult, checkpointer, run_graph
+from agent.ingest import DocumentInput, IngestResult, checkpointer, learning, run_graph
 from agent.workspace import Workspace
 from memory import SelfEdit, Trial, Version
 from model_runtime import TrainingExample, train_lora
@@ -57,12 +57,14 @@ def collect(ws: Workspace, documents: list[DocumentInput]) -> Iterator[IngestRes
     """Score `self_edit.k` candidates per document with the active policy; log them, commit nothing."""
     with checkpointer(ws) as saver:
         for item in documents:
-            doc, _ = ws.store.add_document(item.text, item.source, item.title)
-            if item.questions and not ws.store.probes(doc.id):
-                ws.store.set_probes(doc.id, [(q, a, "supplied") for q, a in item.questions])
-            if doc.status != "committed":
-                ws.store.reset_document(doc.id)
-            yield run_graph(ws, doc, saver, resume=False, collect=True)
+            with learning(ws):
+                doc, _ = ws.store.add_document(item.text, item.source, item.title)
+                if item.questions and not ws.store.probes(doc.id):
+                    ws.store.set_probes(doc.id, [(q, a, "supplied") for q, a in item.questions])
+                if doc.status != "committed":
+                    ws.store.reset_document(doc.id)
+                result = run_graph(ws, doc, saver, resume=False, collect=True)
+            yield result
 
 
 def training_set(ws: Workspace) -> list[Example]:
