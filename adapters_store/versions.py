@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from seal.errors import InputError, IntegrityError
+from seal.failpoints import failpoint
 
 METADATA = "seal.json"
 POINTER = "ACTIVE"
@@ -80,6 +81,7 @@ class AdapterStore:
             for p in files:
                 shutil.copyfile(p, tmp / p.name)
                 sums[p.name] = sha256_file(tmp / p.name)
+                failpoint("adapters.write.partial")
             sidecar = {**metadata, "kind": kind, "version": number, "sha256": sums}
             (tmp / METADATA).write_text(json.dumps(sidecar, indent=2, sort_keys=True), encoding="utf-8")
             for p in tmp.iterdir():
@@ -90,6 +92,7 @@ class AdapterStore:
                 shutil.rmtree(final)
             os.rename(tmp, final)
             _fsync_dir(kind_dir)
+            failpoint("adapters.write.renamed")
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -129,4 +132,5 @@ class AdapterStore:
         kind_dir.mkdir(parents=True, exist_ok=True)
         tmp = kind_dir / f".{POINTER}.tmp"
         tmp.write_text(version_name(number) + "\n", encoding="utf-8")
+        failpoint("adapters.pointer.temporary")
         os.replace(tmp, kind_dir / POINTER)

@@ -14,6 +14,7 @@ from langgraph.runtime import Runtime
 from agent.state import IngestState
 from agent.workspace import Workspace
 from memory import Version
+from seal.failpoints import failpoint
 from seal.locking import writer_lock
 
 
@@ -35,6 +36,7 @@ def commit(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
                                   "this ingest; ingest the document again to learn it on top of the new version")
         else:
             version = version or _commit_trial(ws, best, document_id)
+            failpoint("commit.recorded")
         ws.adapters.set_pointer("knowledge", ws.store.active("knowledge"))
 
     for t in state["trials"]:

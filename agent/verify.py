@@ -19,6 +19,7 @@ from agent.state import IngestState
 from agent.workspace import Workspace
 from memory import Trial
 from seal.config import VerifyConfig
+from seal.failpoints import failpoint
 
 
 def gate(gain: float, retention_drop: float | None, general_drop: float, cfg: VerifyConfig) -> tuple[bool, str]:
@@ -115,6 +116,7 @@ def verify(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
         retention_after=None if acc["retention"] is None else acc["retention"][1],
         general_before=acc["general"][0], general_after=acc["general"][1], reward=gain, passed=passed,
         decision="passed" if passed else "rejected", reason=reason), document_status=status)
+    failpoint("verify.recorded")
     if collect or not passed:
         shutil.rmtree(state["candidate_dir"], ignore_errors=True)
 

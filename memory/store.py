@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from memory.schema import Active, Base, ChatTurn, Document, Event, Probe, SelfEdit, Tag, Trial, Version
 from seal.errors import ConfigError, InputError, NotFoundError
+from seal.failpoints import failpoint
 
 
 def content_sha256(text: str) -> str:
@@ -321,6 +322,7 @@ class Store:
             s.add(Event(kind="commit", document_id=document_id,
                         data={"kind": version.kind, "version": version.number, "parent": version.parent}))
             s.flush()
+            failpoint("store.commit.flushed")
             return version
 
     def rollback(self, number: int, kind: str = "knowledge") -> int:
