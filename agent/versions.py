@@ -120,13 +120,15 @@ def trial_record(t: Trial) -> dict[str, Any]:
 
 def history(ws: Workspace, limit: int = 50) -> list[dict[str, Any]]:
     """Documents, newest first, each with its trials and the version that learned it."""
-    versions = {d: v for v in ws.store.versions("knowledge") for d in v.documents}
+    documents = ws.store.documents(limit=limit)
+    ids = [d.id for d in documents]
+    versions, trials = ws.store.versions_learning(ids), ws.store.trial_summaries(ids)
     records = []
-    for doc in ws.store.documents(limit=limit):
+    for doc in documents:
         v = versions.get(doc.id)
         records.append({"document": doc.id, "title": doc.title, "source": doc.source, "status": doc.status,
                         "sha256": doc.sha256, "created_at": doc.created_at.isoformat(timespec="seconds"),
                         "version": v.number if v else None, "version_name": version_name(v.number) if v else None,
                         "metrics": v.metrics if v else None,
-                        "trials": [trial_record(t) for t in ws.store.trials(doc.id)]})
+                        "trials": [trial_record(t) for t in trials[doc.id]]})
     return records

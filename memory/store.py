@@ -17,7 +17,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, defer, selectinload, sessionmaker
 
 from memory.schema import Active, Base, ChatTurn, Document, Event, Probe, SelfEdit, Tag, Trial, Version
 from seal.errors import ConfigError, InputError, NotFoundError
@@ -207,6 +207,24 @@ class Store:
             query = query.where(Trial.document_id == document_id)
         with self.session() as s:
             return list(s.scalars(query))
+
+    def trial_summaries(self, document_ids: list[int]) -> dict[int, list[Trial]]:
+        """Document id -> its trials, oldest first, in one query and without the bulky per-probe scores,
+        losses and config (what history pages show)."""
+        query = (select(Trial).where(Trial.document_id.in_(document_ids)).order_by(Trial.id)
+                 .options(defer(Trial.scores), defer(Trial.losses), defer(Trial.config)))
+        found: dict[int, list[Trial]] = {d: [] for d in document_ids}
+        with self.session() as s:
+            for trial in s.scalars(query):
+                found[trial.document_id].append(trial)
+        return found
+
+    def versions_learning(self, document_ids: list[int], kind: str = "knowledge") -> dict[int, Version]:
+        """Document id -> the version whose committed trial learned it (newest if several), in one query."""
+        query = (select(Trial.document_id, Version).join(Version, Version.trial_id == Trial.id)
+                 .where(Trial.document_id.in_(document_ids), Version.kind == kind).order_by(Version.number))
+        with self.session() as s:
+            return {document_id: version for document_id, version in s.execute(query)}
 
     def recorded_answers(self, version: int) -> dict[str, str]:
         """Greedy answers knowledge version `version` (0: the base) already gave, question -> answer: the

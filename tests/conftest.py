@@ -22,7 +22,7 @@ from tokenizers import ByteLevelBPETokenizer
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from cli.main import main
-from tests import postgres
+from benchmarks import postgres
 
 CHAT_TEMPLATE = ("{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
                  "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
@@ -85,8 +85,8 @@ def home(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.fixture(scope="session")
 def postgres_server() -> str:
-    """A real PostgreSQL server for the session (see tests/postgres.py). Where its binaries are missing the
-    PostgreSQL tests are skipped, except when SEAL_REQUIRE_POSTGRES=1 (CI), where that is a failure."""
+    """A real PostgreSQL server for the session (see benchmarks/postgres.py). Where its binaries are missing
+    the PostgreSQL tests are skipped, except when SEAL_REQUIRE_POSTGRES=1 (CI), where that is a failure."""
     if postgres.binaries() is None:
         if os.environ.get("SEAL_REQUIRE_POSTGRES") == "1":
             pytest.fail(f"SEAL_REQUIRE_POSTGRES=1 but no PostgreSQL binaries were found: {postgres.INSTALL_HINT}")

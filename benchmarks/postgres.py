@@ -1,6 +1,6 @@
-"""A real PostgreSQL server for the tests: `initdb` + `pg_ctl` from the installed binaries, in a temporary
-directory, listening only on a unix socket there. The server refuses to run as root, so as root every
-command runs as the `postgres` system user (Debian's package creates it)."""
+"""A throwaway PostgreSQL server for the tests and the scale benchmark: `initdb` + `pg_ctl` from the
+installed binaries, in a temporary directory, listening only on a unix socket there. The server refuses
+to run as root, so as root every command runs as the `postgres` system user (Debian's package creates it)."""
 
 from __future__ import annotations
 
