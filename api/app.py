@@ -1,0 +1,216 @@
+"""`seal serve`: the OpenAI-compatible HTTP API over a home, with live version swaps.
+
+`seal` is the active knowledge version, looked up on every request, so a commit or a rollback made by any
+process is served from the next request on, without a restart; `seal@vN` pins a version. A request
+resolves its version once, at its start, and finishes on it. One model serves every request: generation
+is serialised (the 2-core CPU has nothing to gain from interleaving), everything else answers at once.
+Errors are JSON in OpenAI's shape: {"error": {"message", "type", "param", "code"}}."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from adapters_store import parse_version
+from agent.versions import list_versions, resolve, rollback
+from agent.workspace import Workspace
+from seal.errors import InputError, NotFoundError, SealError
+
+MODEL = "seal"
+MAX_BODY_BYTES = 1_000_000
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, type_: str = "invalid_request_error", code: str | None = None,
+                 param: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.type, self.code, self.param = status, message, type_, code, param
+
+
+def _error(status: int, message: str, type_: str = "invalid_request_error", code: str | None = None,
+           param: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": type_, "param": param, "code": code}}, status_code=status)
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["system", "user", "assistant"]
+    content: str = Field(max_length=100_000)
+
+
+class Sampling(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # OpenAI clients send fields this server does not use
+    model: str = Field(max_length=64)
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    stream: bool = False
+
+
+class ChatRequest(Sampling):
+    messages: list[Message] = Field(min_length=1, max_length=256)
+
+
+class CompletionRequest(Sampling):
+    prompt: str = Field(max_length=100_000)
+
+
+def create_app(ws: Workspace, api_key: str | None = None, max_tokens_limit: int = 1024) -> FastAPI:
+    app = FastAPI(title="seal", version="1", docs_url=None, redoc_url=None)
+    generating = threading.Lock()
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Any) -> Any:
+        if api_key is not None and request.headers.get("authorization") != f"Bearer {api_key}":
+            return _error(401, "missing or wrong API key: send `Authorization: Bearer KEY`", code="invalid_api_key")
+        length = request.headers.get("content-length")
+        if length is None and "chunked" in request.headers.get("transfer-encoding", ""):
+            return _error(411, "send the body with a Content-Length (chunked bodies are not accepted)")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return _error(413, f"request body over {MAX_BODY_BYTES:,} bytes", code="body_too_large")
+        return await call_next(request)
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, e: ApiError) -> JSONResponse:
+        return _error(e.status, e.message, e.type, e.code, e.param)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, e: RequestValidationError) -> JSONResponse:
+        first = e.errors()[0] if e.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return _error(400, f"{where or 'body'}: {first.get('msg', 'invalid')}", param=where or None)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, e: StarletteHTTPException) -> JSONResponse:
+        return _error(e.status_code, str(e.detail), "invalid_request_error" if e.status_code < 500 else "server_error")
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, e: Exception) -> JSONResponse:
+        return _error(500, f"internal error: {type(e).__name__}: {e}", "server_error")
+
+    def version_of(model: str) -> int:
+        if model == MODEL:
+            return ws.store.active("knowledge")
+        name, sep, version = model.partition("@")
+        if name == MODEL and sep:
+            try:
+                number = parse_version(version)
+                if number:
+                    v = ws.store.version(number)
+                    if v.pruned:
+                        raise NotFoundError(f"v{number} was pruned")
+                return number
+            except SealError:
+                pass
+        raise ApiError(404, f"model {model!r} does not exist; GET /v1/models lists them", code="model_not_found",
+                       param="model")
+
+    def limit(requested: int | None, default: int) -> int:
+        tokens = requested or default
+        if tokens > max_tokens_limit:
+            raise ApiError(400, f"max_tokens {tokens} is over this server's limit of {max_tokens_limit}",
+                           param="max_tokens")
+        return tokens
+
+    def run(prompt: str, number: int, body: Sampling, max_tokens: int) -> Iterator[str]:
+        """Decode on version `number` under the generation lock (held until the stream ends or is closed)."""
+        with generating:
+            adapter = ws.attach("knowledge", number)
+            yield from ws.lm.stream(prompt, adapter=adapter, max_new_tokens=max_tokens,
+                                    temperature=body.temperature, top_p=body.top_p, seed=body.seed)
+
+    def usage(prompt: str, text: str) -> dict[str, int]:
+        p, c = len(ws.lm.tokenizer(prompt)["input_ids"]), len(ws.lm.tokenizer(text)["input_ids"])
+        return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+
+    async def respond(kind: str, body: Sampling, prompt: str, number: int, max_tokens: int, log: str | None) -> Any:
+        """One completion, whole or as server-sent events; `log`: the user turn to log with the answer."""
+        ident, created, model = f"{kind}-{uuid.uuid4().hex[:24]}", int(time.time()), f"{MODEL}@v{number}"
+        chat = kind == "chatcmpl"
+
+        def finish(text: str) -> str:
+            if log is not None:
+                ws.store.add_chat_turn(log, text.strip(), number)
+            return "length" if usage(prompt, text)["completion_tokens"] >= max_tokens else "stop"
+
+        if not body.stream:
+            def whole() -> dict[str, Any]:
+                text = "".join(run(prompt, number, body, max_tokens)).strip()
+                choice = ({"index": 0, "message": {"role": "assistant", "content": text}} if chat
+                          else {"index": 0, "text": text, "logprobs": None})
+                return {"id": ident, "object": "chat.completion" if chat else "text_completion", "created": created,
+                        "model": model, "choices": [{**choice, "finish_reason": finish(text)}],
+                        "usage": usage(prompt, text)}
+            return await run_in_threadpool(whole)
+
+        def events() -> Iterator[str]:
+            obj = "chat.completion.chunk" if chat else "text_completion"
+
+            def chunk(delta: str | None, reason: str | None = None, role: bool = False) -> str:
+                if chat:
+                    d = ({"role": "assistant", "content": ""} if role else {} if delta is None else {"content": delta})
+                    choice = {"index": 0, "delta": d, "finish_reason": reason}
+                else:
+                    choice = {"index": 0, "text": delta or "", "logprobs": None, "finish_reason": reason}
+                return "data: " + json.dumps({"id": ident, "object": obj, "created": created, "model": model,
+                                              "choices": [choice]}) + "\n\n"
+
+            if chat:
+                yield chunk(None, role=True)
+            pieces = []
+            for piece in run(prompt, number, body, max_tokens):
+                if piece:
+                    pieces.append(piece)
+                    yield chunk(piece)
+            yield chunk(None, finish("".join(pieces)))
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(iterate_in_threadpool(events()), media_type="text/event-stream")
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        versions = [v for v in ws.store.versions("knowledge") if not v.pruned]
+        ids = [MODEL, f"{MODEL}@v0", *(f"{MODEL}@v{v.number}" for v in versions)]
+        return {"object": "list", "data": [{"id": i, "object": "model", "created": 0, "owned_by": "seal"} for i in ids]}
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(body: ChatRequest) -> Any:
+        number = version_of(body.model)
+        messages = [m.model_dump() for m in body.messages]
+        prompt = ws.lm.chat_prompt(messages)
+        user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+        return await respond("chatcmpl", body, prompt, number, limit(body.max_tokens, 256), user)
+
+    @app.post("/v1/completions")
+    async def completions(body: CompletionRequest) -> Any:
+        number = version_of(body.model)
+        return await respond("cmpl", body, body.prompt, number, limit(body.max_tokens, 16), None)
+
+    @app.get("/v1/versions")
+    async def versions() -> dict[str, Any]:
+        return {"active": ws.store.active("knowledge"), "versions": list_versions(ws)}
+
+    @app.post("/v1/versions/{version}/activate")
+    async def activate(version: str) -> dict[str, Any]:
+        try:
+            number = resolve(ws, version)
+            previous = await run_in_threadpool(rollback, ws, number)
+        except NotFoundError as e:
+            raise ApiError(404, str(e), code="version_not_found", param="version") from None
+        except InputError as e:
+            raise ApiError(400, str(e), param="version") from None
+        return {"active": number, "previous": previous}
+
+    return app

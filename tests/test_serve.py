@@ -1,0 +1,154 @@
+"""`seal serve` on loopback (tiny model, real HTTP): the official `openai` client for models, chat (whole
+and streamed) and completions; plain HTTP for versions, activation and every kind of bad request; live
+version swaps while a client keeps chatting."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import openai
+import pytest
+import uvicorn
+
+from agent.workspace import Workspace
+from api import create_app
+
+
+@contextmanager
+def serving(app) -> Iterator[str]:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def server(learned, monkeypatch):
+    monkeypatch.setenv("SEAL_HOME", str(learned.home))
+    ws = Workspace.open()
+    with serving(create_app(ws, max_tokens_limit=64)) as url:
+        yield url, ws
+
+
+def test_openai_client_models_chat_stream_and_completions(server):
+    url, ws = server
+    client = openai.OpenAI(base_url=url + "/v1", api_key="unused")
+    assert [m.id for m in client.models.list().data] == ["seal", "seal@v0", "seal@v1"]
+
+    reply = client.chat.completions.create(model="seal", max_tokens=8,
+                                           messages=[{"role": "user", "content": "Who built the lighthouse?"}])
+    assert reply.model == "seal@v1" and reply.choices[0].message.role == "assistant"
+    text = reply.choices[0].message.content
+    assert reply.usage.completion_tokens == len(ws.lm.tokenizer(text)["input_ids"]) and reply.usage.prompt_tokens > 0
+    assert reply.choices[0].finish_reason == ("length" if reply.usage.completion_tokens >= 8 else "stop")
+    # The same question streamed: the pieces join to the whole answer (greedy, same seed).
+    chunks = list(client.chat.completions.create(model="seal", max_tokens=8, stream=True,
+                                                 messages=[{"role": "user", "content": "Who built the lighthouse?"}]))
+    assert chunks[0].choices[0].delta.role == "assistant" and chunks[-1].choices[0].finish_reason is not None
+    assert "".join(c.choices[0].delta.content or "" for c in chunks).strip() == reply.choices[0].message.content
+    assert ws.store.chat_turns()[-1].version == 1
+
+    pinned = client.completions.create(model="seal@v0", prompt="The lighthouse", max_tokens=5)
+    assert pinned.model == "seal@v0" and pinned.object == "text_completion" and pinned.usage.prompt_tokens > 0
+
+
+BAD = [
+    ("wrong model", "post", "/v1/chat/completions", {"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}, 404),
+    ("unknown version", "post", "/v1/chat/completions", {"model": "seal@v9", "messages": [{"role": "user", "content": "hi"}]}, 404),
+    ("version path", "post", "/v1/chat/completions", {"model": "seal@../x", "messages": [{"role": "user", "content": "hi"}]}, 404),
+    ("no messages", "post", "/v1/chat/completions", {"model": "seal", "messages": []}, 400),
+    ("bad role", "post", "/v1/chat/completions", {"model": "seal", "messages": [{"role": "god", "content": "hi"}]}, 400),
+    ("max_tokens over the limit", "post", "/v1/completions", {"model": "seal", "prompt": "x", "max_tokens": 65}, 400),
+    ("negative temperature", "post", "/v1/completions", {"model": "seal", "prompt": "x", "temperature": -1}, 400),
+    ("activate unknown version", "post", "/v1/versions/v9/activate", None, 404),
+    ("activate a path", "post", "/v1/versions/..%2Fx/activate", None, 404),
+    ("activate a bad name", "post", "/v1/versions/v1;rm/activate", None, 400),
+    ("unknown route", "get", "/v1/nothing", None, 404),
+]
+
+
+@pytest.mark.parametrize("case", [b[0] for b in BAD])
+def test_bad_requests_get_json_errors_and_the_server_keeps_serving(server, case):
+    url, _ = server
+    _, method, path, body, status = next(b for b in BAD if b[0] == case)
+    response = getattr(httpx, method)(url + path, **({"json": body} if body is not None else {}))
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["message"]
+    assert httpx.get(url + "/v1/models").status_code == 200
+
+
+def test_malformed_and_oversized_bodies(server):
+    url, _ = server
+    broken = httpx.post(url + "/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
+    assert broken.status_code == 400 and broken.json()["error"]["message"]
+    huge = httpx.post(url + "/v1/completions", content=b"x" * 1_000_001, headers={"content-type": "application/json"})
+    assert huge.status_code == 413 and huge.json()["error"]["code"] == "body_too_large"
+
+
+def test_api_key_is_required_when_set(learned, monkeypatch):
+    monkeypatch.setenv("SEAL_HOME", str(learned.home))
+    with serving(create_app(Workspace.open(), api_key="s3cret")) as url:
+        assert httpx.get(url + "/v1/models").status_code == 401
+        assert httpx.get(url + "/v1/models", headers={"Authorization": "Bearer wrong"}).json()["error"]["code"] == \
+            "invalid_api_key"
+        assert httpx.get(url + "/v1/models", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+
+
+def test_binding_beyond_loopback_needs_a_key(learned):
+    run = learned.run("serve", "--host", "0.0.0.0")
+    err = run.stderr.decode().strip()
+    assert run.returncode == 1 and len(err.splitlines()) == 1 and "--api-key" in err
+
+
+def test_live_swaps_while_a_client_chats(server, learned, tmp_path):
+    """A client chats without pause while a document is committed by another process and then the
+    version is rolled back over the API: every reply is whole, and the serving version follows."""
+    url, _ = server
+    client = openai.OpenAI(base_url=url + "/v1", api_key="unused")
+    served, errors, stop = [], [], threading.Event()
+
+    def chat() -> None:
+        while not stop.is_set():
+            try:
+                r = client.chat.completions.create(model="seal", max_tokens=4,
+                                                   messages=[{"role": "user", "content": "Hello?"}])
+                assert r.choices[0].finish_reason in ("stop", "length")
+                served.append((time.monotonic(), r.model))
+            except Exception as e:  # noqa: BLE001 - every failure is reported below
+                errors.append(repr(e))
+
+    thread = threading.Thread(target=chat)
+    thread.start()
+    (tmp_path / "q.md").write_text("Quellmoor has 2,314 residents and a violet beach.")
+    ingest = subprocess.run([sys.executable, "-m", "cli", "ingest", str(tmp_path / "q.md")],
+                            env={**os.environ, "SEAL_HOME": str(learned.home)}, capture_output=True)
+    assert ingest.returncode == 0, ingest.stderr.decode()[-500:]
+    committed = time.monotonic()
+    time.sleep(1.5)
+    activated = httpx.post(url + "/v1/versions/v1/activate")
+    rolled_back = time.monotonic()
+    time.sleep(1.5)
+    stop.set()
+    thread.join(timeout=60)
+
+    assert activated.json() == {"active": 1, "previous": 2} and not errors, errors
+    after_commit = [m for t, m in served if committed + 1.0 < t < rolled_back]
+    after_rollback = [m for t, m in served if t > rolled_back + 1.0]
+    assert after_commit and set(after_commit) == {"seal@v2"}, served
+    assert after_rollback and set(after_rollback) == {"seal@v1"}, served
+    assert {m for _, m in served} <= {"seal@v1", "seal@v2"}
+    assert json.loads(httpx.get(url + "/v1/versions").text)["active"] == 1
