@@ -24,15 +24,26 @@ from seal.errors import InputError, IntegrityError
 from seal.locking import writer_lock
 
 MANIFEST = "manifest.json"
+CONFIG = "config.toml"
 FORMAT = 1
 
 
-def backup(home: Path, store: Store, adapters: AdapterStore, destination: Path) -> dict[str, Any]:
-    """Write a backup of the home to `destination` (which must not exist yet); returns its manifest."""
+def backup(home: Path, store: Store, adapters: AdapterStore, destination: Path, model: str) -> dict[str, Any]:
+    """Write a backup of the home to `destination` (which must not exist yet, nor be inside the home);
+    `model` is the configured base model, recorded so a restore onto another model is refused."""
     if destination.exists():
         raise InputError(f"{destination} already exists; give a new path for the backup")
+    if destination.is_relative_to(home.resolve()):
+        raise InputError(f"{destination} is inside the home {home}; put the backup somewhere else")
     if not destination.parent.is_dir():
         raise InputError(f"{destination.parent} is not a folder; create it first")
+    try:
+        return _backup(home, store, adapters, destination, model)
+    except OSError as e:
+        raise InputError(f"cannot write the backup to {destination}: {e.strerror or e}") from None
+
+
+def _backup(home: Path, store: Store, adapters: AdapterStore, destination: Path, model: str) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix=f".{destination.name}-", dir=destination.parent))
     try:
         with writer_lock(home):
@@ -44,12 +55,17 @@ def backup(home: Path, store: Store, adapters: AdapterStore, destination: Path) 
             copy = AdapterStore(work / "adapters")
             for kind, kept in versions.items():
                 for number, files in kept.items():
-                    adapters.verified(kind, number, files)  # a damaged version is not backed up silently
+                    problems = adapters.problems(kind, number, files)  # a damaged version is not copied silently
+                    if problems:
+                        raise IntegrityError(f"{problems[0]}; nothing was backed up: prune v{number} or restore it "
+                                             "from an older backup first (`seal doctor` lists every problem)")
                     shutil.copytree(adapters.path(kind, number), copy.path(kind, number))
                 if kept or active[kind]:
                     copy.set_pointer(kind, active[kind])
+        if (home / CONFIG).is_file():
+            shutil.copyfile(home / CONFIG, work / CONFIG)
         manifest = {"format": FORMAT, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "schema": Store.head(), "rows": rows, "active": active,
+                    "schema": Store.head(), "model": model, "rows": rows, "active": active,
                     "versions": {k: sorted(v) for k, v in versions.items()},
                     "database_sha256": sha256_file(work / "seal.db")}
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
@@ -60,14 +76,20 @@ def backup(home: Path, store: Store, adapters: AdapterStore, destination: Path) 
     return manifest
 
 
-def restore(home: Path, store: Store, adapters: AdapterStore, source: Path) -> dict[str, Any]:
-    """Fill this (empty) home from the backup at `source`; returns the backup's manifest."""
+def restore(home: Path, store: Store, adapters: AdapterStore, source: Path, model: str | None) -> dict[str, Any]:
+    """Fill this (empty) home from the backup at `source`; returns the backup's manifest. `model` is the
+    base model this home's config.toml names, which must be the one the backup's adapters were trained on;
+    None when the home has no config.toml, which then comes from the backup."""
     manifest = _checked_manifest(source)
     held = [f"{n} {table}" for table, n in store.row_counts().items() if n]
-    held += [f"{kind} adapters" for kind in KINDS if (adapters.root / kind).exists()]
+    held += [f"{kind} adapters" for kind in KINDS if (adapters.root / kind).is_dir() and any(
+        (adapters.root / kind).iterdir())]
     if held:
         raise InputError(f"the home {home} already holds data ({', '.join(held)}); restore into an empty home "
                          "(point SEAL_HOME, and SEAL_DATABASE_URL if you use one, at new ones)")
+    if model is not None and manifest.get("model") != model:
+        raise InputError(f"the backup's adapters belong to the model {manifest.get('model')!r}, but this home is "
+                         f"configured for {model!r}: use the backup's {CONFIG} (in {source})")
     with tempfile.TemporaryDirectory(prefix="seal-restore-") as scratch:
         shutil.copyfile(source / "seal.db", Path(scratch) / "seal.db")
         saved = Store(f"sqlite:///{Path(scratch) / 'seal.db'}")  # upgraded here if it is from an older release
@@ -81,6 +103,8 @@ def restore(home: Path, store: Store, adapters: AdapterStore, source: Path) -> d
                         target.parent.mkdir(parents=True, exist_ok=True)
                         shutil.copytree(folder, target)
             copy_rows(saved, store)
+            if model is None and (source / CONFIG).is_file():
+                shutil.copyfile(source / CONFIG, home / CONFIG)
             for kind in KINDS:
                 if saved.versions(kind) or saved.active(kind):
                     adapters.set_pointer(kind, saved.active(kind))

@@ -6,6 +6,7 @@ missing or changed cannot be recreated and are reported with what to do."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from sqlalchemy import text
 
 from adapters_store.versions import KINDS, POINTER, VERSION, AdapterStore, version_name
 from memory import Store
-from seal.locking import writer_lock
+from seal.locking import learner_lock, writer_lock
 
 
 @dataclass
@@ -58,6 +59,9 @@ def _lineage(store: Store, adapters: AdapterStore, kind: str) -> list[Finding]:
                                    f"active with `seal versions rollback --kind {kind}`"))
     for number, v in versions.items():
         folder = adapters.path(kind, number)
+        if v.pruned and number == active:
+            found.append(Finding(True, f"the active {kind} version v{number} was pruned (its files are gone): make "
+                                       f"another version active with `seal versions rollback --kind {kind}`"))
         if v.pruned:
             if folder.exists():
                 found.append(Finding(True, f"{folder} belongs to pruned {kind} version v{number}", fix=folder))
@@ -85,12 +89,16 @@ def _lineage(store: Store, adapters: AdapterStore, kind: str) -> list[Finding]:
     return found
 
 
-def repair(home: Path, store: Store, adapters: AdapterStore) -> list[Finding]:
-    """Upgrade an old schema, examine, then fix every leftover and pointer, under the writer lock (no commit
-    can run meanwhile); returns every finding, the fixed ones marked."""
-    with writer_lock(home):
+def repair(home: Path, store: Store, adapters: AdapterStore,
+           on_wait: Callable[[], None] | None = None) -> list[Finding]:
+    """Upgrade an old schema, examine, then fix every leftover and pointer, holding the learner and writer
+    locks (no ingest or commit runs meanwhile); returns every finding, the fixed ones marked."""
+    with learner_lock(home, on_wait), writer_lock(home):  # no ingest, collect or policy update runs meanwhile
         if store.revision() != store.head():
-            store.upgrade()
+            try:
+                store.upgrade()
+            except Exception as e:  # reported like any other problem; the schema is left as it was
+                return [Finding(True, f"the schema upgrade failed: {str(e).splitlines()[0]}; restore a backup")]
         found = examine(store, adapters)
         for f in found:
             if f.fix is not None:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -73,7 +74,13 @@ def training_set(ws: Workspace) -> list[Example]:
 
 
 def update(ws: Workspace, reason: str = "requested") -> Version:
-    """Fine-tune the policy on its own best self-edits and commit the result as the next policy version."""
+    """Fine-tune the policy on its own best self-edits and commit the result as the next policy version,
+    under the learner lock (one learner per home: no ingest trains and no other update runs meanwhile)."""
+    with learning(ws):
+        return _update(ws, reason)
+
+
+def _update(ws: Workspace, reason: str) -> Version:
     start = time.perf_counter()
     parent = ws.store.active("policy")
     examples = training_set(ws)
@@ -110,6 +117,7 @@ def update(ws: Workspace, reason: str = "requested") -> Version:
         version = ws.store.commit_version(Version(kind="policy", number=number, parent=parent, files=files,
                                                   metrics=metrics, documents=documents, trial_id=None), None)
         ws.adapters.set_pointer("policy", number)
+    shutil.rmtree(directory, ignore_errors=True)
     ws.store.add_event("policy_update", None, {"version": number, "reason": reason,
                                                "seconds": time.perf_counter() - start})
     return version
@@ -146,9 +154,13 @@ def due(ws: Workspace) -> str | None:
 
 
 def maybe_update(ws: Workspace) -> Version | None:
-    """Run the scheduled update when it is due and there is something to learn from."""
-    reason = due(ws)
-    if reason is None or not training_set(ws):
+    """Run the scheduled update when it is due and there is something to learn from (decided under the
+    learner lock, so two processes finishing ingests at once do not both update from the same version)."""
+    if due(ws) is None:
         return None
-    ws.progress("update", f"policy update due: {reason}")
-    return update(ws, reason)
+    with learning(ws):
+        reason = due(ws)
+        if reason is None or not training_set(ws):
+            return None
+        ws.progress("update", f"policy update due: {reason}")
+        return _update(ws, reason)

@@ -4,6 +4,7 @@ the new-knowledge gain; the gate decides whether the candidate may be committed.
 
 from __future__ import annotations
 
+import random
 import shutil
 import time
 from pathlib import Path
@@ -56,19 +57,22 @@ def verify(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
                                                   "dir": state["candidate_dir"]}]}
 
     # Three groups of (question, gold answer): this document, earlier documents, general ability.
-    # Earlier material: the documents the parent learned, and those shown to the model and rejected — what
-    # the model knew of a rejected document (from pre-training) must not be lost by a later update either.
-    earlier = sorted(set(ws.store.learned_documents(ws.store.lineage(parent))) | set(ws.store.rejected_documents()))
-    retention = ws.store.retention_probes(doc.id, earlier, cfg.retention_probes, document_seed(doc.sha256, 0))
-    groups = {"new": [(p.question, p.answer) for p in doc.probes],
-              "retention": [(p.question, p.answer) for p in retention],
-              "general": GENERAL_PROBES}
-    questions = [q for items in groups.values() for q, _ in items]
-
     # Before: the parent version's answers — those it already gave in earlier trials are reused, the rest
     # computed here once and shared by every candidate. After: the candidate's answers (re-attached from
     # scratch when resuming in a new process). Both are decoded together in mixed batches.
     before = dict(state.get("before") or ws.store.recorded_answers(parent))
+    seed = document_seed(doc.sha256, 0)
+    retention = ws.store.retention_probes(doc.id, ws.store.learned_documents(ws.store.lineage(parent)),
+                                          cfg.retention_probes, seed)
+    # Rejected documents are earlier material too: what the parent is known to answer right about them
+    # (from pre-training) must not be lost either. Only those probes, so they cannot dilute the learned ones.
+    known = [p for p in ws.store.retention_probes(doc.id, ws.store.rejected_documents(), 10**6, seed)
+             if p.question in before and grade(before[p.question], p.answer).correct]
+    retention += random.Random(seed).sample(known, min(len(known), cfg.retention_probes // 2))
+    groups = {"new": [(p.question, p.answer) for p in doc.probes],
+              "retention": [(p.question, p.answer) for p in retention],
+              "general": GENERAL_PROBES}
+    questions = [q for items in groups.values() for q, _ in items]
     missing = [q for q in questions if q not in before]
     parent_adapter = ws.attach("knowledge", parent)
     name = candidate_adapter(self_edit_id)

@@ -58,7 +58,10 @@ def tag(ws: Workspace, number: int, name: str, kind: str = "knowledge") -> None:
     if not TAG.match(name) or VERSION.match(name):
         raise InputError(f"{name!r} is not a usable tag: start with a letter, then letters, digits, '.', '_' or "
                          "'-' (64 at most), and not a version name like v3")
-    ws.store.tag(number, name, kind)
+    with writer_lock(ws.home):  # a prune cannot slip in between the check and the tag
+        if number and ws.store.version(number, kind).pruned:
+            raise InputError(f"{kind} version v{number} was pruned; tag a version that still has its files")
+        ws.store.tag(number, name, kind)
 
 
 def prune_plan(ws: Workspace, keep: int, keep_ancestors: bool, kind: str = "knowledge") -> tuple[list[int], dict[int, str]]:
@@ -98,13 +101,13 @@ def prune(ws: Workspace, numbers: list[int], kind: str = "knowledge") -> None:
 def rollback(ws: Workspace, number: int, kind: str = "knowledge") -> int:
     """Make version `number` active (0: the base model) after checking its files; returns the previous
     active version. Nothing is deleted; the next commit branches from here."""
-    if number:
-        version = ws.store.version(number, kind)
-        if version.pruned:
-            raise InputError(f"{kind} version v{number} was pruned (its files deleted); pick another version "
-                             "from `seal versions list`")
-        ws.adapters.verified(kind, number, version.files)
-    with writer_lock(ws.home):
+    with writer_lock(ws.home):  # checked under the lock, so a prune cannot delete it in between
+        if number:
+            version = ws.store.version(number, kind)
+            if version.pruned:
+                raise InputError(f"{kind} version v{number} was pruned (its files deleted); pick another version "
+                                 "from `seal versions list`")
+            ws.adapters.verified(kind, number, version.files)
         previous = ws.store.rollback(number, kind)
         ws.adapters.set_pointer(kind, number)
     return previous

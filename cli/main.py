@@ -376,7 +376,8 @@ def doctor(repair: Annotated[bool, typer.Option("--repair", help="Fix what can b
     home = seal_config.home()
     store = Store.at_home(home, _config().database_url, upgrade=False)
     adapters = AdapterStore(home / "adapters")
-    found = checks.repair(home, store, adapters) if repair else checks.examine(store, adapters)
+    wait = lambda: notices.print("waiting for the ingest running in this home to finish …")  # noqa: E731
+    found = checks.repair(home, store, adapters, wait) if repair else checks.examine(store, adapters)
     remaining = [f for f in found if f.problem and not f.repaired]
     if as_json:
         _print_json({"consistent": not remaining, "findings": [
@@ -407,7 +408,9 @@ def backup(path: Annotated[Path, typer.Argument(help="New folder for the backup.
     """A consistent snapshot of the database and the adapters, safe while the runtime is running."""
     from adapters_store.backup import backup as run_backup
 
-    manifest = run_backup(*_home_stores(), path.resolve())
+    from model_runtime.loading import model_name
+
+    manifest = run_backup(*_home_stores(), path.resolve(), model_name(_config().model))
     rows = manifest["rows"]
     console.print(f"backed up {rows['documents']} documents, {rows['trials']} trials, "
                   f"{sum(len(v) for v in manifest['versions'].values())} adapter versions to {path}")
@@ -418,8 +421,11 @@ def restore(path: Annotated[Path, typer.Argument(help="A folder written by `seal
     """Fill an empty home (SEAL_HOME, and its database) from a backup."""
     from adapters_store.backup import restore as run_restore
 
+    from model_runtime.loading import model_name
+
     home, store, adapters = _home_stores()
-    manifest = run_restore(home, store, adapters, path.resolve())
+    configured = model_name(_config().model) if (home / "config.toml").is_file() else None
+    manifest = run_restore(home, store, adapters, path.resolve(), configured)
     console.print(f"restored the backup of {manifest['created_at']} into {home}: active knowledge version "
                   f"v{manifest['active']['knowledge']}")
 

@@ -74,15 +74,43 @@ class Store:
         return ScriptDirectory.from_config(_alembic_config()).get_current_head()
 
     def upgrade(self) -> tuple[str, str] | None:
-        """Apply pending migrations; returns (from, to) when an existing schema was upgraded."""
-        current, head = self.revision(), self.head()
-        if current == head:
+        """Apply pending migrations in one transaction that holds off other upgraders (a crash or a second
+        process mid-way leaves the old schema or the new, never half); returns (from, to) when an existing
+        schema was upgraded."""
+        head = self.head()
+        if self.revision() == head:
             return None
         cfg = _alembic_config()
-        with self.engine.begin() as connection:
-            cfg.attributes["connection"] = connection
-            command.upgrade(cfg, "head")
-        return (current, head) if current is not None else None
+        with self.engine.connect() as connection:
+            with self.snapshot(connection, write=True):
+                current = MigrationContext.configure(connection).get_current_revision()  # again, now locked
+                if current != head:
+                    cfg.attributes["connection"] = connection
+                    command.upgrade(cfg, "head")
+        return (current, head) if current not in (None, head) else None
+
+    @staticmethod
+    @contextmanager
+    def snapshot(connection: Any, write: bool = False) -> Iterator[None]:
+        """One real transaction on `connection`: every read sees the same moment, and DDL is transactional.
+        Python's sqlite3 driver would otherwise begin only at the first write; so SQLite gets an explicit
+        BEGIN (IMMEDIATE when `write`, taking the write lock at once), PostgreSQL a repeatable-read
+        transaction (with `write`, an advisory lock that serialises upgraders)."""
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield
+            except BaseException:
+                connection.exec_driver_sql("ROLLBACK")
+                raise
+            connection.exec_driver_sql("COMMIT")
+        else:
+            if not write:
+                connection = connection.execution_options(isolation_level="REPEATABLE READ")
+            with connection.begin():
+                if write:
+                    connection.exec_driver_sql("SELECT pg_advisory_xact_lock(5344)")
+                yield
 
     @classmethod
     def at_home(cls, home: Path, url: str = "", upgrade: bool = True) -> Store:
@@ -108,7 +136,7 @@ class Store:
             found = s.scalar(select(Document).where(Document.sha256 == sha))
             if found is not None:
                 return found, False
-            doc = Document(sha256=sha, source=source, title=title, text=text)
+            doc = Document(sha256=sha, source=source[:1024], title=title[:256], text=text)  # the columns' sizes
             s.add(doc)
             s.flush()
             return doc, True

@@ -15,9 +15,7 @@ def copy_rows(source: Store, target: Store) -> dict[str, int]:
     """All rows of `source` into the empty `target`, parents before children; returns rows per table."""
     counts: dict[str, int] = {}
     with source.engine.connect() as src, target.engine.begin() as dst:
-        if src.dialect.name == "postgresql":  # SQLite's read transaction is already a snapshot (WAL)
-            src = src.execution_options(isolation_level="REPEATABLE READ")
-        with src.begin():
+        with Store.snapshot(src):
             for table in Base.metadata.sorted_tables:
                 counts[table.name] = 0
                 for rows in src.execution_options(yield_per=CHUNK).execute(select(table)).mappings().partitions():

@@ -56,6 +56,11 @@ def converted_dir(cache: Path) -> Path:
     return target
 
 
+def model_name(cfg: ModelConfig) -> str:
+    """The name adapters record as their base model: the model directory's name, or the bundled model's."""
+    return Path(cfg.path).expanduser().name if cfg.path else BUNDLED_NAME
+
+
 def load(cfg: ModelConfig, cache: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
     """Load (model, tokenizer, name) for `cfg`, in eval mode on the CPU."""
     hf_logging.set_verbosity_error()
@@ -67,9 +72,9 @@ def load(cfg: ModelConfig, cache: Path) -> tuple[PreTrainedModel, PreTrainedToke
         if not (directory / "config.json").exists():
             raise InputError(f"model.path {cfg.path!r} is not a Hugging Face model directory (no config.json); "
                              "point it at a local directory — model hubs are not used")
-        name = directory.name
     else:
-        directory, name = converted_dir(cache), BUNDLED_NAME
+        directory = converted_dir(cache)
+    name = model_name(cfg)
     dtype = torch.bfloat16 if cfg.dtype == "bfloat16" else torch.float32
     tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=cfg.trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype, use_safetensors=True,

@@ -135,18 +135,18 @@ def test_backup_restore_round_trip(learned, tmp_path, database_url, monkeypatch,
     assert learned.run("versions", "tag", "v1", "first-light").returncode == 0
     before = _state(learned)
     assert learned.run("backup", str(tmp_path / "bk")).returncode == 0
-    assert sorted(p.name for p in (tmp_path / "bk").iterdir()) == ["adapters", "manifest.json", "seal.db"]
+    assert sorted(p.name for p in (tmp_path / "bk").iterdir()) == ["adapters", "config.toml", "manifest.json", "seal.db"]
 
     from agent import workspace
 
     workspace._MODELS.clear()
     home = tmp_path / "restored"
     home.mkdir()
-    (home / "config.toml").write_text((learned.home / "config.toml").read_text())
     monkeypatch.setenv("SEAL_DATABASE_URL", database_url)
     restored = SimpleNamespace(home=home, run=lambda *a: seal(home, *a, capsys=capsys, monkeypatch=monkeypatch))
     run = restored.run("restore", str(tmp_path / "bk"))
     assert run.returncode == 0, run.stderr.decode()
+    assert (home / "config.toml").read_text() == (learned.home / "config.toml").read_text()
     assert _state(restored) == before
     assert doctor(restored) == (0, {"consistent": True, "findings": []})
     (tmp_path / "s.md").write_text("Skelling uses four hoops.")
@@ -154,7 +154,7 @@ def test_backup_restore_round_trip(learned, tmp_path, database_url, monkeypatch,
     assert json.loads(restored.run("versions", "list", "--json").stdout)["active"] == 3
 
 
-def test_backup_and_restore_refuse_bad_input(learned, tmp_path):
+def test_backup_and_restore_refuse_bad_input(learned, tmp_path, capsys, monkeypatch):
     """An existing destination, a folder that is not a backup, a damaged backup, and a home that is not
     empty: one line each, nothing changed."""
     assert learned.run("backup", str(tmp_path / "bk")).returncode == 0
@@ -163,8 +163,12 @@ def test_backup_and_restore_refuse_bad_input(learned, tmp_path):
     shutil.copytree(tmp_path / "bk", damaged)
     with open(damaged / "seal.db", "ab") as f:
         f.write(b"x")
+    other = tmp_path / "other-model"
+    other.mkdir()
+    (other / "config.toml").write_text('[model]\npath = "/models/Some-Other-Model"\n')
     before = snapshot(learned.home)
-    for args, needle in ((["backup", str(tmp_path / "taken")], "already exists"),
+    for args, needle in ((["backup", str(learned.home / "inside")], "inside the home"),
+                         (["backup", str(tmp_path / "taken")], "already exists"),
                          (["restore", str(tmp_path / "taken")], "not a seal backup"),
                          (["restore", str(damaged)], "does not match the backup's manifest"),
                          (["restore", str(tmp_path / "bk")], "already holds data")):
@@ -172,3 +176,9 @@ def test_backup_and_restore_refuse_bad_input(learned, tmp_path):
         err = run.stderr.decode().strip()
         assert run.returncode == 1 and len(err.splitlines()) == 1 and needle in err, (args, err)
     assert snapshot(learned.home) == before
+    onto_other = seal(other, "restore", str(tmp_path / "bk"), capsys=capsys, monkeypatch=monkeypatch)
+    err = onto_other.stderr.decode().strip()
+    assert onto_other.returncode == 1 and "belong to the model" in err and len(err.splitlines()) == 1, err
+    from memory import Store
+
+    assert not (other / "adapters").exists() and not any(Store.at_home(other).row_counts().values())

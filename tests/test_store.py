@@ -107,3 +107,18 @@ def test_plain_postgresql_url_uses_the_bundled_driver(postgres_url):
     store = Store(postgres_url.replace("postgresql+psycopg://", "postgresql://"))
     assert store.engine.dialect.driver == "psycopg" and store.revision() == Store.head()
     store.close()
+
+
+def test_snapshot_reads_one_moment(database_url):
+    """Inside `Store.snapshot` every read sees the same moment although another connection commits
+    meanwhile (backups rely on it; SQLite's driver would otherwise not begin until the first write)."""
+    from sqlalchemy import text
+
+    store = Store(database_url)
+    store.add_document("a", "a", "a")
+    with store.engine.connect() as connection, Store.snapshot(connection):
+        first = connection.execute(text("SELECT count(*) FROM documents")).scalar()
+        store.add_document("b", "b", "b")
+        assert connection.execute(text("SELECT count(*) FROM documents")).scalar() == first == 1
+    assert len(store.documents()) == 2
+    store.close()
