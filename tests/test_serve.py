@@ -123,13 +123,20 @@ def test_live_swaps_while_a_client_chats(server, learned, tmp_path):
 
     def chat() -> None:
         while not stop.is_set():
+            start = time.monotonic()
             try:
                 r = client.chat.completions.create(model="seal", max_tokens=4,
                                                    messages=[{"role": "user", "content": "Hello?"}])
                 assert r.choices[0].finish_reason in ("stop", "length")
-                served.append((time.monotonic(), r.model))
+                served.append((start, time.monotonic(), r.model))
             except Exception as e:  # noqa: BLE001 - every failure is reported below
                 errors.append(repr(e))
+
+    def started_after(moment: float, count: int = 3) -> None:
+        """Wait (however slow the machine) until `count` replies have started a second after `moment`."""
+        deadline = time.monotonic() + 120
+        while sum(s > moment + 1.0 for s, _, _ in served) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     thread = threading.Thread(target=chat)
     thread.start()
@@ -138,17 +145,18 @@ def test_live_swaps_while_a_client_chats(server, learned, tmp_path):
                             env={**os.environ, "SEAL_HOME": str(learned.home)}, capture_output=True)
     assert ingest.returncode == 0, ingest.stderr.decode()[-500:]
     committed = time.monotonic()
-    time.sleep(1.5)
+    started_after(committed)
     activated = httpx.post(url + "/v1/versions/v1/activate")
     rolled_back = time.monotonic()
-    time.sleep(1.5)
+    started_after(rolled_back)
     stop.set()
     thread.join(timeout=60)
 
     assert activated.json() == {"active": 1, "previous": 2} and not errors, errors
-    after_commit = [m for t, m in served if committed + 1.0 < t < rolled_back]
-    after_rollback = [m for t, m in served if t > rolled_back + 1.0]
-    assert after_commit and set(after_commit) == {"seal@v2"}, served
-    assert after_rollback and set(after_rollback) == {"seal@v1"}, served
-    assert {m for _, m in served} <= {"seal@v1", "seal@v2"}
+    # Every reply that started a second after the commit (and ended before the rollback) came from v2;
+    # every reply that started a second after the rollback, from v1.
+    after_commit = {m for s, e, m in served if s > committed + 1.0 and e < rolled_back}
+    after_rollback = {m for s, _, m in served if s > rolled_back + 1.0}
+    assert after_commit == {"seal@v2"} and after_rollback == {"seal@v1"}, served
+    assert {m for _, _, m in served} <= {"seal@v1", "seal@v2"}
     assert json.loads(httpx.get(url + "/v1/versions").text)["active"] == 1
