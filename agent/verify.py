@@ -18,7 +18,7 @@ from agent.grading import accuracy, grade
 from agent.probes import GENERAL_PROBES
 from agent.state import IngestState
 from agent.workspace import Workspace
-from memory import Trial
+from memory import Document, Probe, Store, Trial
 from seal.config import VerifyConfig
 from seal.failpoints import failpoint
 
@@ -42,6 +42,18 @@ def gate(gain: float, retention_drop: float | None, general_drop: float, cfg: Ve
     return True, f"gain {gain:+.2f}{retained}, general drop {general_drop:.2f}"
 
 
+def retention_sample(store: Store, doc: Document, parent: int, before: dict[str, str], n: int) -> list[Probe]:
+    """Earlier material to guard: a seeded sample of `n` probes of the documents the parent learned, plus up
+    to n/2 probes of rejected documents that the parent is known (`before`: its recorded answers) to
+    answer right — what it knew of them from pre-training must not be lost either. Only those, so rejected
+    documents cannot dilute the learned ones' sample."""
+    seed = document_seed(doc.sha256, 0)
+    learned = store.retention_probes(doc.id, store.learned_documents(store.lineage(parent)), n, seed)
+    known = [p for p in store.retention_probes(doc.id, store.rejected_documents(), 10**6, seed)
+             if p.question in before and grade(before[p.question], p.answer).correct]
+    return learned + random.Random(seed).sample(known, min(len(known), n // 2))
+
+
 def verify(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
     ws = runtime.context
     cfg = ws.config.verify
@@ -61,14 +73,7 @@ def verify(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
     # computed here once and shared by every candidate. After: the candidate's answers (re-attached from
     # scratch when resuming in a new process). Both are decoded together in mixed batches.
     before = dict(state.get("before") or ws.store.recorded_answers(parent))
-    seed = document_seed(doc.sha256, 0)
-    retention = ws.store.retention_probes(doc.id, ws.store.learned_documents(ws.store.lineage(parent)),
-                                          cfg.retention_probes, seed)
-    # Rejected documents are earlier material too: what the parent is known to answer right about them
-    # (from pre-training) must not be lost either. Only those probes, so they cannot dilute the learned ones.
-    known = [p for p in ws.store.retention_probes(doc.id, ws.store.rejected_documents(), 10**6, seed)
-             if p.question in before and grade(before[p.question], p.answer).correct]
-    retention += random.Random(seed).sample(known, min(len(known), cfg.retention_probes // 2))
+    retention = retention_sample(ws.store, doc, parent, before, cfg.retention_probes)
     groups = {"new": [(p.question, p.answer) for p in doc.probes],
               "retention": [(p.question, p.answer) for p in retention],
               "general": GENERAL_PROBES}

@@ -59,16 +59,38 @@ def test_rejected_candidate_is_data(home):
     assert [e.kind for e in ws.store.events() if e.kind != "stage"] == ["rejected"]
 
 
-def test_rejected_documents_are_earlier_material(home):
-    """What the model knew of a rejected document is guarded too: its probes enter the next document's
-    retention sample."""
-    ws = Workspace.open(seal_config.load({"verify": {"min_gain": 1.0}}))
-    [rejected] = ingest(ws, [DocumentInput("doc.md", "Lighthouse", DOCUMENT, SUPPLIED)])
-    assert rejected.status == "rejected"
-    [b] = ingest(ws, [DocumentInput("b.md", "B", "Quellmoor has 2,314 residents and violet sand.")])
-    trial = ws.store.trials(b.document_id)[0]
-    assert trial.retention_before is not None
-    assert {r["question"] for r in trial.scores["retention"]} == {q for q, _ in SUPPLIED}
+def test_retention_guards_learned_documents_and_what_was_known_of_rejected_ones(tmp_path):
+    """The learned documents' sample keeps its full size however many documents were rejected; rejected
+    documents add only the probes the parent is known to answer right."""
+    from agent.verify import retention_sample
+    from memory import Store
+    from tests.test_store import commit
+
+    store = Store.at_home(tmp_path)
+    learned, _ = store.add_document("Skelling uses four hoops.", "s.md", "S")
+    store.set_probes(learned.id, [(f"learned q{i}?", "hoops", "supplied") for i in range(10)])
+    commit(store, learned.id, 1, 0, [])
+    for i in range(20):
+        doc, _ = store.add_document(f"rejected {i}", f"r{i}.md", f"R{i}")
+        store.set_probes(doc.id, [(f"rejected q{i}?", "Morwen Hale", "supplied")])
+        store.add_trial(trial_for_rejection(store, doc.id), document_status="rejected")
+    new, _ = store.add_document("Quellmoor has violet sand.", "q.md", "Q")
+    before = {"rejected q3?": "It was Morwen Hale.", "rejected q4?": "Nobody knows."}
+    sample = retention_sample(store, store.document(new.id), 1, before, 8)
+    questions = [p.question for p in sample]
+    assert len([q for q in questions if q.startswith("learned")]) == 8
+    assert [q for q in questions if q.startswith("rejected")] == ["rejected q3?"]
+    store.close()
+
+
+def trial_for_rejection(store, doc_id):
+    from memory import SelfEdit, Trial
+
+    se = store.add_self_edits([SelfEdit(document_id=doc_id, format="rewrite", prompt="p", text="t", sequences=[])])[0]
+    return Trial(document_id=doc_id, self_edit_id=se.id, parent_version=1, config={}, losses=[], tokens=1,
+                 train_seconds=0.1, scores={}, new_before=0.0, new_after=0.0, retention_before=None,
+                 retention_after=None, general_before=1.0, general_after=1.0, reward=0.0, passed=False,
+                 decision="rejected", reason="gain +0.00 < 0.01")
 
 
 def test_k_candidates_commit_the_best(home):
