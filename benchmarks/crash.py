@@ -43,18 +43,19 @@ OPEN_GATE = ["--set", "verify.min_gain=-1", "--set", "verify.max_general_drop=1"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-def seal(home: Path, *args: str, failpoint: str | None = None) -> subprocess.Popen:
+def seal(home: Path, *args: str, failpoint: str | None = None, stderr: int = subprocess.PIPE) -> subprocess.Popen:
     env = {**os.environ, "SEAL_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     env.pop("SEAL_FAILPOINT", None)
     if failpoint:
         env["SEAL_FAILPOINT"] = failpoint
     return subprocess.Popen([sys.executable, "-m", "cli", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=stderr, text=True)
 
 
-def finish(process: subprocess.Popen) -> tuple[int, str]:
-    out, _ = process.communicate(timeout=900)
-    return process.returncode, out
+def finish(process: subprocess.Popen) -> tuple[int, str, str]:
+    """Exit status, standard output (JSON where the command was asked for it), standard error."""
+    out, err = process.communicate(timeout=900)
+    return process.returncode, out, err
 
 
 def ingest_args(doc: Path) -> list[str]:
@@ -69,9 +70,9 @@ def make_base(root: Path, config: Path | None, first: Path) -> Path:
     if config is not None:
         shutil.copyfile(config, base / "config.toml")
     (base / "models").symlink_to(seal_config.home() / "models", target_is_directory=True)
-    code, out = finish(seal(base, *ingest_args(first)))
+    code, out, err = finish(seal(base, *ingest_args(first)))
     if code != 0:
-        raise SystemExit(f"setting up the base home failed:\n{out}")
+        raise SystemExit(f"setting up the base home failed:\n{out}{err}")
     return base
 
 
@@ -82,7 +83,7 @@ def fresh(base: Path, home: Path) -> Path:
 
 def calibrate(base: Path, root: Path, doc: Path) -> dict[str, tuple[float, float]]:
     """Seconds after process start at which each stage begins and ends, from a clean run's progress lines."""
-    process = seal(fresh(base, root / "calibration"), *ingest_args(doc))
+    process = seal(fresh(base, root / "calibration"), *ingest_args(doc), stderr=subprocess.DEVNULL)
     start, seen = time.perf_counter(), {}
     for line in process.stdout:
         stage = line.strip().split(":")[0]
@@ -137,28 +138,28 @@ def one_kill(base: Path, home: Path, doc: Path, question: str, kill: dict[str, A
     if kill["how"] == "timed":
         timer = threading.Timer(kill["after"], lambda: process.poll() is None and process.send_signal(signal.SIGKILL))
         timer.start()
-    code, out = finish(process)
+    code, _, _ = finish(process)
     if kill["how"] == "timed":
         timer.cancel()
     record = {**kill, "killed": code == -signal.SIGKILL, "died_after": round(time.perf_counter() - start, 2)}
     doc_id = document_id(home, doc)
     record["stage"] = landed(home, doc_id) if record["killed"] else "finished first"
 
-    code, out = finish(seal(home, "doctor", "--json"))
+    code, out, _ = finish(seal(home, "doctor", "--json"))
     report_ = json.loads(out)
     record["doctor"] = [f["what"] for f in report_["findings"] if f["problem"]]
     if not report_["consistent"]:
-        code, out = finish(seal(home, "doctor", "--repair", "--json"))
+        code, out, _ = finish(seal(home, "doctor", "--repair", "--json"))
         record["repaired"] = [f["what"] for f in json.loads(out)["findings"] if f["repaired"]]
-    code, out = finish(seal(home, "doctor", "--json"))
+    code, out, _ = finish(seal(home, "doctor", "--json"))
     record["consistent"] = code == 0 and json.loads(out)["consistent"]
 
-    code, out = finish(seal(home, "ask", question, "--json"))
+    code, out, _ = finish(seal(home, "ask", question, "--json"))
     record["ask_ok"] = code == 0
     record["active_after_kill"] = json.loads(out)["version"] if code == 0 else None
 
-    code_resume, out_resume = finish(seal(home, *OPEN_GATE, "ingest", "--resume"))
-    code_again, out_again = finish(seal(home, *ingest_args(doc)))
+    code_resume, out_resume, err_resume = finish(seal(home, *OPEN_GATE, "ingest", "--resume"))
+    code_again, out_again, err_again = finish(seal(home, *ingest_args(doc)))
     record["rerun_ok"] = code_resume == 0 and code_again == 0
     doc_id = document_id(home, doc)
     store = Store.at_home(home, upgrade=False)
@@ -166,13 +167,13 @@ def one_kill(base: Path, home: Path, doc: Path, question: str, kill: dict[str, A
     record["committed_trials"] = sum(t.decision == "committed" for t in store.trials(doc_id))
     record["active"] = store.active()
     store.close()
-    code, out = finish(seal(home, "doctor", "--json"))
+    code, _, _ = finish(seal(home, "doctor", "--json"))
     record["consistent_at_end"] = code == 0
     record["ok"] = bool(record["killed"] and record["consistent"] and record["ask_ok"] and record["rerun_ok"]
                         and record["versions_with_document"] == [2] and record["committed_trials"] == 1
                         and record["active"] == 2 and record["consistent_at_end"])
     if not record["ok"]:
-        record["output"] = (out_resume + out_again)[-2000:]
+        record["output"] = (out_resume + err_resume + out_again + err_again)[-3000:]
     shutil.rmtree(home, ignore_errors=True)
     return record
 
