@@ -96,8 +96,10 @@ def calibrate(base: Path, root: Path, doc: Path) -> dict[str, tuple[float, float
 
 
 def plan(kills: int, windows: dict[str, tuple[float, float]] | None, seed: int) -> list[dict[str, Any]]:
-    """40 % of the kills at failpoints (taken in turn; 30 kills hit each twice), the rest at uniform instants
-    in the middle 90 % of each stage in turn. Without `windows`, only failpoints."""
+    """40 % of the kills at failpoints (taken in turn; 30 kills hit each twice), the rest timed: a uniform
+    instant 5–90 % into the calibrated length of each stage in turn, counted from when the killed process
+    announces that stage (so a faster or slower machine still kills inside it). Without `windows`, only
+    failpoints."""
     rng = random.Random(seed)
     points = kills if windows is None else min(2 * len(POINTS), round(0.4 * kills))
     placed = [{"how": "failpoint", "at": list(POINTS)[i % len(POINTS)]} for i in range(points)]
@@ -105,8 +107,7 @@ def plan(kills: int, windows: dict[str, tuple[float, float]] | None, seed: int) 
     for i in range(kills - len(placed)):
         stage = STAGES[i % len(STAGES)]
         lo, hi = windows[stage]
-        timed.append({"how": "timed", "at": stage, "after": round(rng.uniform(lo + 0.05 * (hi - lo),
-                                                                            hi - 0.05 * (hi - lo)), 2)})
+        timed.append({"how": "timed", "at": stage, "after": round(rng.uniform(0.05, 0.9) * (hi - lo), 2)})
     order = placed + timed
     rng.shuffle(order)
     return order
@@ -134,12 +135,15 @@ def document_id(home: Path, doc: Path) -> int | None:
 def one_kill(base: Path, home: Path, doc: Path, question: str, kill: dict[str, Any]) -> dict[str, Any]:
     fresh(base, home)
     start = time.perf_counter()
-    process = seal(home, *ingest_args(doc), failpoint=kill["at"] if kill["how"] == "failpoint" else None)
-    if kill["how"] == "timed":
-        timer = threading.Timer(kill["after"], lambda: process.poll() is None and process.send_signal(signal.SIGKILL))
-        timer.start()
-    code, _, _ = finish(process)
-    if kill["how"] == "timed":
+    process = seal(home, *ingest_args(doc), failpoint=kill["at"] if kill["how"] == "failpoint" else None,
+                   stderr=subprocess.DEVNULL)
+    timers = []
+    for line in process.stdout:  # progress lines, e.g. "  adapt: training candidate 1/1"
+        if kill["how"] == "timed" and not timers and line.strip().startswith(kill["at"] + ":"):
+            timers.append(threading.Timer(kill["after"], lambda: process.poll() is None and process.kill()))
+            timers[0].start()
+    code = process.wait()
+    for timer in timers:
         timer.cancel()
     record = {**kill, "killed": code == -signal.SIGKILL, "died_after": round(time.perf_counter() - start, 2)}
     doc_id = document_id(home, doc)
@@ -184,7 +188,7 @@ def markdown(result: dict[str, Any]) -> str:
              "| # | how | where | stage when killed | doctor found | repaired | consistent | ask | committed once |",
              "|---|---|---|---|---|---|---|---|---|"]
     for i, r in enumerate(rows, 1):
-        where = r["at"] if r["how"] == "failpoint" else f"{r['after']} s"
+        where = r["at"] if r["how"] == "failpoint" else f"{r['after']} s into {r['at']}"
         lines.append(f"| {i} | {r['how']} | {where} | {r['stage']} | {len(r['doctor'])} | {len(r.get('repaired', []))} "
                      f"| {'yes' if r['consistent'] else 'NO'} | {'yes' if r['ask_ok'] else 'NO'} "
                      f"| {'yes' if r['versions_with_document'] == [2] and r['committed_trials'] == 1 else 'NO'} |")
