@@ -30,7 +30,8 @@ def _as_server_user(args: list[str]) -> list[str]:
 
 @contextmanager
 def server(directory: Path) -> Iterator[str]:
-    """Start a throwaway server under `directory`; yields the SQLAlchemy URL of its `postgres` database."""
+    """Start a throwaway server under `directory`; yields the SQLAlchemy URL of its `postgres` database.
+    The server is stopped and `directory` deleted afterwards."""
     bin_dir = binaries()
     if bin_dir is None:
         raise FileNotFoundError(INSTALL_HINT)
@@ -48,3 +49,4 @@ def server(directory: Path) -> Iterator[str]:
         yield f"postgresql+psycopg://seal@/postgres?host={socket}"
     finally:
         run("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(directory, ignore_errors=True)
