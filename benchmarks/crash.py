@@ -77,6 +77,7 @@ def make_base(root: Path, config: Path | None, first: Path) -> Path:
 
 
 def fresh(base: Path, home: Path) -> Path:
+    shutil.rmtree(home, ignore_errors=True)
     shutil.copytree(base, home, symlinks=True)
     return home
 
