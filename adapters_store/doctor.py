@@ -10,7 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from alembic.util import CommandError
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from adapters_store.versions import KINDS, POINTER, VERSION, AdapterStore, version_name
 from memory import Store
@@ -59,10 +61,10 @@ def _lineage(store: Store, adapters: AdapterStore, kind: str) -> list[Finding]:
                                    f"active with `seal versions rollback --kind {kind}`"))
     for number, v in versions.items():
         folder = adapters.path(kind, number)
-        if v.pruned and number == active:
-            found.append(Finding(True, f"the active {kind} version v{number} was pruned (its files are gone): make "
-                                       f"another version active with `seal versions rollback --kind {kind}`"))
         if v.pruned:
+            if number == active:
+                found.append(Finding(True, f"the active {kind} version v{number} was pruned (its files are gone): "
+                                           f"make another version active with `seal versions rollback --kind {kind}`"))
             if folder.exists():
                 found.append(Finding(True, f"{folder} belongs to pruned {kind} version v{number}", fix=folder))
             continue
@@ -97,7 +99,7 @@ def repair(home: Path, store: Store, adapters: AdapterStore,
         if store.revision() != store.head():
             try:
                 store.upgrade()
-            except Exception as e:  # reported like any other problem; the schema is left as it was
+            except (SQLAlchemyError, CommandError) as e:  # reported like any other problem; schema left as it was
                 return [Finding(True, f"the schema upgrade failed: {str(e).splitlines()[0]}; restore a backup")]
         found = examine(store, adapters)
         for f in found:

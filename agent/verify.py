@@ -49,7 +49,7 @@ def retention_sample(store: Store, doc: Document, parent: int, before: dict[str,
     documents cannot dilute the learned ones' sample."""
     seed = document_seed(doc.sha256, 0)
     learned = store.retention_probes(doc.id, store.learned_documents(store.lineage(parent)), n, seed)
-    known = [p for p in store.retention_probes(doc.id, store.rejected_documents(), 10**6, seed)
+    known = [p for p in store.probes_of(store.rejected_documents(), doc.id)
              if p.question in before and grade(before[p.question], p.answer).correct]
     return learned + random.Random(seed).sample(known, min(len(known), n // 2))
 

@@ -98,6 +98,8 @@ def create_app(ws: Workspace, api_key: str | None = None, max_tokens_limit: int 
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, e: Exception) -> JSONResponse:
+        # Only shapes the 500 for OpenAI clients: Starlette's ServerErrorMiddleware re-raises the exception
+        # after this handler, so uvicorn still logs the traceback.
         return _error(500, f"internal error: {type(e).__name__}: {e}", "server_error")
 
     def version_of(model: str) -> int:

@@ -29,6 +29,7 @@ from agent.workspace import Workspace
 from benchmarks import postgres, report
 from memory import Store
 from memory.schema import Active, Document, Probe, SelfEdit, Trial, Version, now
+from memory.transfer import reset_sequences
 from seal import config as seal_config
 
 CHUNK = 2000
@@ -88,10 +89,8 @@ def fill(store: Store, documents: int, trials: int, versions: int, seed: int = 0
                     "train_seconds": 5.2}}, versions)
     with store.engine.begin() as connection:
         connection.execute(insert(Active.__table__), [{"kind": "knowledge", "number": versions}])
+        reset_sequences(connection)
         if store.engine.dialect.name == "postgresql":
-            for table in ("documents", "self_edits", "trials"):
-                connection.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                                        f"(SELECT max(id) FROM {table}))"))
             connection.execute(text("ANALYZE"))
     return seconds
 

@@ -365,17 +365,22 @@ def serve(host: Annotated[str, typer.Option(help="Address to bind; anything but 
     uvicorn.run(create_app(ws, api_key, max_tokens), host=host, port=port, log_level="warning")
 
 
+def _home_stores(upgrade: bool = True) -> tuple[Path, Any, Any]:
+    """The home, its SQL store and its adapter store, without loading the model."""
+    from adapters_store import AdapterStore
+    from memory import Store
+
+    home = seal_config.home()
+    return home, Store.at_home(home, _config().database_url, upgrade=upgrade), AdapterStore(home / "adapters")
+
+
 @app.command()
 def doctor(repair: Annotated[bool, typer.Option("--repair", help="Fix what can be fixed safely: leftovers of interrupted writes, pointer files, an old schema.")] = False,
            as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Check the home: database vs adapter files, checksums, leftovers, pointers. Exit 1 while a problem remains."""
-    from adapters_store import AdapterStore
     from adapters_store import doctor as checks
-    from memory import Store
 
-    home = seal_config.home()
-    store = Store.at_home(home, _config().database_url, upgrade=False)
-    adapters = AdapterStore(home / "adapters")
+    home, store, adapters = _home_stores(upgrade=False)  # only --repair may change the schema
     wait = lambda: notices.print("waiting for the ingest running in this home to finish …")  # noqa: E731
     found = checks.repair(home, store, adapters, wait) if repair else checks.examine(store, adapters)
     remaining = [f for f in found if f.problem and not f.repaired]
@@ -395,19 +400,10 @@ def doctor(repair: Annotated[bool, typer.Option("--repair", help="Fix what can b
         raise typer.Exit(1)
 
 
-def _home_stores() -> tuple[Path, Any, Any]:
-    from adapters_store import AdapterStore
-    from memory import Store
-
-    home = seal_config.home()
-    return home, Store.at_home(home, _config().database_url), AdapterStore(home / "adapters")
-
-
 @app.command()
 def backup(path: Annotated[Path, typer.Argument(help="New folder for the backup.")]) -> None:
     """A consistent snapshot of the database and the adapters, safe while the runtime is running."""
     from adapters_store.backup import backup as run_backup
-
     from model_runtime.loading import model_name
 
     manifest = run_backup(*_home_stores(), path.resolve(), model_name(_config().model))
@@ -420,7 +416,6 @@ def backup(path: Annotated[Path, typer.Argument(help="New folder for the backup.
 def restore(path: Annotated[Path, typer.Argument(help="A folder written by `seal backup`.")]) -> None:
     """Fill an empty home (SEAL_HOME, and its database) from a backup."""
     from adapters_store.backup import restore as run_restore
-
     from model_runtime.loading import model_name
 
     home, store, adapters = _home_stores()

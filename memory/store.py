@@ -171,13 +171,17 @@ class Store:
         with self.session() as s:
             return list(s.scalars(select(Probe).where(Probe.document_id == document_id).order_by(Probe.id)))
 
-    def retention_probes(self, exclude_document: int, documents: list[int], n: int, seed: int) -> list[Probe]:
-        """A seeded sample of `n` probes from `documents` (earlier ones), excluding one document."""
+    def probes_of(self, documents: list[int], exclude_document: int) -> list[Probe]:
+        """Every probe of `documents` but one document's, by id."""
         ids = [d for d in documents if d != exclude_document]
-        if not ids or n == 0:
+        if not ids:
             return []
         with self.session() as s:
-            pool = list(s.scalars(select(Probe).where(Probe.document_id.in_(ids)).order_by(Probe.id)))
+            return list(s.scalars(select(Probe).where(Probe.document_id.in_(ids)).order_by(Probe.id)))
+
+    def retention_probes(self, exclude_document: int, documents: list[int], n: int, seed: int) -> list[Probe]:
+        """A seeded sample of `n` probes from `documents` (earlier ones), excluding one document."""
+        pool = self.probes_of(documents, exclude_document) if n else []
         return sorted(random.Random(seed).sample(pool, min(n, len(pool))), key=lambda p: p.id)
 
     # ---- self-edits and trials ------------------------------------------------------------------

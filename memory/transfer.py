@@ -3,7 +3,7 @@ one transaction, ids kept. `seal backup` and `seal restore` are built on it."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import Connection, func, insert, select, text
 
 from memory.schema import Base
 from memory.store import Store
@@ -21,11 +21,18 @@ def copy_rows(source: Store, target: Store) -> dict[str, int]:
                 for rows in src.execution_options(yield_per=CHUNK).execute(select(table)).mappings().partitions():
                     dst.execute(insert(table), [dict(r) for r in rows])
                     counts[table.name] += len(rows)
-        if dst.dialect.name == "postgresql":
-            # Rows came with their ids; move each id sequence past them so new rows do not collide.
-            for table in Base.metadata.sorted_tables:
-                if "id" in table.c and table.c.id.autoincrement in (True, "auto") and counts[table.name]:
-                    top = dst.execute(select(func.max(table.c.id))).scalar()
-                    dst.execute(text("SELECT setval(pg_get_serial_sequence(:t, 'id'), :n)"),
-                                {"t": table.name, "n": top})
+        reset_sequences(dst)
     return counts
+
+
+def reset_sequences(connection: Connection) -> None:
+    """After rows were inserted with their ids, move each PostgreSQL id sequence past them so new rows do
+    not collide (SQLite needs nothing)."""
+    if connection.dialect.name != "postgresql":
+        return
+    for table in Base.metadata.sorted_tables:
+        if "id" in table.c and table.c.id.autoincrement in (True, "auto"):
+            top = connection.execute(select(func.max(table.c.id))).scalar()
+            if top is not None:
+                connection.execute(text("SELECT setval(pg_get_serial_sequence(:t, 'id'), :n)"),
+                                   {"t": table.name, "n": top})

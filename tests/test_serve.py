@@ -129,7 +129,7 @@ def test_live_swaps_while_a_client_chats(server, learned, tmp_path):
                                                    messages=[{"role": "user", "content": "Hello?"}])
                 assert r.choices[0].finish_reason in ("stop", "length")
                 served.append((start, time.monotonic(), r.model))
-            except Exception as e:  # noqa: BLE001 - every failure is reported below
+            except (openai.APIError, AssertionError) as e:  # reported below; anything else fails the thread
                 errors.append(repr(e))
 
     def started_after(moment: float, count: int = 3) -> None:
