@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from threading import Event
 
 from langgraph.checkpoint.sqlite import SqliteSaver
 
@@ -75,8 +76,12 @@ def read_document(path: str, max_bytes: int) -> DocumentInput:
         except OSError as e:
             raise InputError(f"{path}: cannot be read ({e.strerror})") from e
         text = check_text(raw, path, max_bytes)
-    title = text.splitlines()[0].lstrip("# ").strip()[:80]
-    return DocumentInput(source=path, title=title, text=text)
+    return DocumentInput(source=path, title=title_of(text), text=text)
+
+
+def title_of(text: str) -> str:
+    """A document's title: its first line, without Markdown heading marks."""
+    return text.splitlines()[0].lstrip("# ").strip()[:80]
 
 
 @contextmanager
@@ -88,23 +93,37 @@ def checkpointer(ws: Workspace) -> Iterator[SqliteSaver]:
         connection.close()
 
 
-def _thread(doc: Document) -> dict:
+def thread(doc: Document) -> dict:
     return {"configurable": {"thread_id": f"document-{doc.sha256}"}}
 
 
-def run_graph(ws: Workspace, doc: Document, saver: SqliteSaver, resume: bool, collect: bool = False) -> IngestResult:
-    """Run (or, with `resume`, finish) one document's graph; `collect` scores candidates without committing."""
+def run_graph(ws: Workspace, doc: Document, saver: SqliteSaver, resume: bool, collect: bool = False,
+              stop: Event | None = None) -> IngestResult | None:
+    """Run (or, with `resume`, finish) one document's graph; `collect` scores candidates without committing.
+    When `stop` is set the run pauses after the stage in progress, checkpointed, and None is returned
+    (`resume` continues it there)."""
     start = time.perf_counter()
     graph = build_graph(saver)
-    config = _thread(doc)
+    config = thread(doc)
     pending = graph.get_state(config).next if resume else ()
     if pending:
         ws.progress("resume", f"resuming at {', '.join(pending)}")
-        state = graph.invoke(None, config, context=ws, durability="sync")
+        inputs = None
     else:
         saver.delete_thread(config["configurable"]["thread_id"])
-        state = graph.invoke({"document_id": doc.id, "collect": collect}, config, context=ws, durability="sync")
-    doc = ws.store.document(doc.id)
+        inputs = {"document_id": doc.id, "collect": collect}
+    # Stage by stage: each one's state is checkpointed (durability="sync") before the next begins.
+    for _ in graph.stream(inputs, config, context=ws, durability="sync", stream_mode="updates"):
+        if stop is not None and stop.is_set() and graph.get_state(config).next:
+            ws.progress("pause", f"stopping; resume continues at {', '.join(graph.get_state(config).next)}")
+            return None
+    state = graph.get_state(config).values
+    return outcome(ws, doc.id, state, time.perf_counter() - start)
+
+
+def outcome(ws: Workspace, document_id: int, state: dict, seconds: float) -> IngestResult:
+    """What a finished graph run did to a document."""
+    doc = ws.store.document(document_id)
     # Shown: the committed candidate, else the best-rewarded one of this run.
     ran = {t["trial_id"] for t in state.get("trials", [])}
     trials = [t for t in ws.store.trials(doc.id) if t.id in ran]
@@ -113,7 +132,7 @@ def run_graph(ws: Workspace, doc: Document, saver: SqliteSaver, resume: bool, co
         document_id=doc.id, source=doc.source, title=doc.title, status=doc.status,
         version=state.get("version") or ws.store.active("knowledge"),
         new_before=shown.new_before if shown else None, new_after=shown.new_after if shown else None,
-        reason=shown.reason if shown else "", seconds=time.perf_counter() - start)
+        reason=shown.reason if shown else "", seconds=seconds)
 
 
 def learning(ws: Workspace) -> AbstractContextManager[None]:
@@ -122,21 +141,31 @@ def learning(ws: Workspace) -> AbstractContextManager[None]:
                                                              "home; waiting for it to finish"))
 
 
+def learn(ws: Workspace, item: DocumentInput, saver: SqliteSaver, resume: bool = False,
+          stop: Event | None = None) -> IngestResult | None:
+    """Learn one document under the learner lock. One already in the active lineage is reported as known and
+    not learned again; with `resume`, an interrupted run of it continues from its checkpoint. None: `stop`
+    paused it between stages."""
+    with learning(ws):
+        doc, _ = ws.store.add_document(item.text, item.source, item.title)
+        version = ws.store.version_of_document(doc.id)
+        if doc.status == "committed" and version in ws.store.lineage(ws.store.active("knowledge")):
+            return IngestResult(doc.id, item.source, doc.title, "known", version, None, None,
+                                f"already learned in v{version}", 0.0)
+        if resume and doc.status == "pending":
+            return run_graph(ws, doc, saver, resume=True, stop=stop)
+        if item.questions:
+            ws.store.set_probes(doc.id, [(q, a, "supplied") for q, a in item.questions])
+        ws.store.reset_document(doc.id)
+        return run_graph(ws, doc, saver, resume=False, stop=stop)
+
+
 def ingest(ws: Workspace, documents: list[DocumentInput]) -> Iterator[IngestResult]:
-    """Learn each document in turn; one already committed is reported as known and not learned again."""
+    """Learn each document in turn (see `learn`)."""
     with checkpointer(ws) as saver:
         for item in documents:
-            with learning(ws):
-                doc, _ = ws.store.add_document(item.text, item.source, item.title)
-                version = ws.store.version_of_document(doc.id)
-                if doc.status == "committed" and version in ws.store.lineage(ws.store.active("knowledge")):
-                    result = IngestResult(doc.id, item.source, doc.title, "known", version, None, None,
-                                          f"already learned in v{version}", 0.0)
-                else:
-                    if item.questions:
-                        ws.store.set_probes(doc.id, [(q, a, "supplied") for q, a in item.questions])
-                    ws.store.reset_document(doc.id)
-                    result = run_graph(ws, doc, saver, resume=False)
+            result = learn(ws, item, saver)
+            assert result is not None  # nothing asks this run to stop
             yield result
 
 
@@ -148,4 +177,5 @@ def resume(ws: Workspace) -> Iterator[IngestResult]:
                 if ws.store.document(doc.id).status != "pending":  # finished by the process we waited for
                     continue
                 result = run_graph(ws, doc, saver, resume=True)
+            assert result is not None
             yield result

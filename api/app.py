@@ -4,7 +4,8 @@
 process is served from the next request on, without a restart; `seal@vN` pins a version. A request
 resolves its version once, at its start, and finishes on it. One model serves every request: generation
 is serialised (the 2-core CPU has nothing to gain from interleaving), everything else answers at once.
-Errors are JSON in OpenAI's shape: {"error": {"message", "type", "param", "code"}}."""
+`POST /v1/documents` queues a document for `seal run` (the agent, a separate process) and `GET /v1/jobs/{id}`
+follows it. Errors are JSON in OpenAI's shape: {"error": {"message", "type", "param", "code"}}."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,8 +24,11 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters_store import parse_version
+from agent.ingest import DocumentInput, check_text, title_of
+from agent.runner import submit
 from agent.versions import list_versions, resolve, rollback
 from agent.workspace import Workspace
+from memory import Job
 from seal.errors import InputError, NotFoundError, SealError
 
 MODEL = "seal"
@@ -65,6 +69,28 @@ class ChatRequest(Sampling):
 
 class CompletionRequest(Sampling):
     prompt: str = Field(max_length=100_000)
+
+
+class QuestionAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str = Field(min_length=1, max_length=2_000)
+    answer: str = Field(min_length=1, max_length=2_000)
+
+
+class DocumentRequest(BaseModel):
+    """A document to learn: queued for `seal run`, which learns jobs one at a time."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str
+    title: str | None = Field(default=None, min_length=1, max_length=256)
+    source: str = Field(default="api", min_length=1, max_length=1024)
+    questions: list[QuestionAnswer] = Field(default=[], max_length=64)  # probes; else the model writes them
+
+
+def _job(job: Job) -> dict[str, Any]:
+    return {"id": job.id, "object": "job", "status": job.status, "origin": job.origin, "title": job.title,
+            "document_id": job.document_id, "result": job.result, "error": job.error or None,
+            "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at}
 
 
 def create_app(ws: Workspace, api_key: str | None = None, max_tokens_limit: int = 1024) -> FastAPI:
@@ -199,6 +225,23 @@ def create_app(ws: Workspace, api_key: str | None = None, max_tokens_limit: int 
     async def completions(body: CompletionRequest) -> Any:
         number = version_of(body.model)
         return await respond("cmpl", body, body.prompt, number, limit(body.max_tokens, 16), None)
+
+    @app.post("/v1/documents", status_code=202)
+    async def documents(body: DocumentRequest) -> dict[str, Any]:
+        try:
+            text = check_text(body.text.encode("utf-8"), "text", ws.config.ingest.max_document_bytes)
+        except InputError as e:
+            raise ApiError(400, str(e), param="text") from None
+        item = DocumentInput(body.source, body.title or title_of(text), text,
+                             tuple((qa.question, qa.answer) for qa in body.questions))
+        return _job(submit(ws, item, origin="api"))
+
+    @app.get("/v1/jobs/{job_id}")
+    async def job(job_id: Annotated[int, Path(ge=1, le=2**62)]) -> dict[str, Any]:
+        try:
+            return _job(ws.store.job(job_id))
+        except NotFoundError as e:
+            raise ApiError(404, str(e), code="job_not_found") from None
 
     @app.get("/v1/versions")
     async def versions() -> dict[str, Any]:

@@ -84,6 +84,20 @@ def main_options(
     _overrides.update(seal_config.parse_overrides(set_ or []))
 
 
+def _read_documents(paths: list[str], qa: Optional[Path]) -> list[Any]:
+    """Read and check every input before anything is written; `qa` supplies one document's probe questions."""
+    from agent.ingest import DocumentInput, read_document
+    from agent.probes import load_supplied
+
+    if qa is not None and len(paths) != 1:
+        raise SealError("--qa applies to exactly one document; give documents with their own questions one at a time")
+    documents = [read_document(p, _config().ingest.max_document_bytes) for p in paths]
+    if qa is not None:
+        documents[0] = DocumentInput(documents[0].source, documents[0].title, documents[0].text,
+                                     tuple(load_supplied(qa)))
+    return documents
+
+
 @app.command()
 def ingest(
     paths: Annotated[Optional[list[str]], typer.Argument(help="Documents (.txt, .md); '-' reads standard input.")] = None,
@@ -91,20 +105,12 @@ def ingest(
     resume: Annotated[bool, typer.Option("--resume", help="Finish interrupted ingests from their last checkpoint.")] = False,
 ) -> None:
     """Learn documents: generate a self-edit, train an adapter, verify it, commit a new version."""
-    from agent.ingest import DocumentInput, read_document, resume as resume_ingests, ingest as run_ingest
-    from agent.probes import load_supplied
+    from agent.ingest import resume as resume_ingests, ingest as run_ingest
 
     paths = paths or []
     if not paths and not resume:
         raise SealError("give at least one document path (or '-' for standard input), or --resume")
-    if qa is not None and len(paths) != 1:
-        raise SealError("--qa applies to exactly one document; ingest documents with their own questions one at a time")
-    cfg = _config()
-    # Read and check every input before anything is written.
-    documents = [read_document(p, cfg.ingest.max_document_bytes) for p in paths]
-    if qa is not None:
-        documents[0] = DocumentInput(documents[0].source, documents[0].title, documents[0].text,
-                                     tuple(load_supplied(qa)))
+    documents = _read_documents(paths, qa)
     ws = _workspace(progress=True)
     results = list(resume_ingests(ws)) if resume else []
     for doc in documents:
@@ -188,6 +194,91 @@ def chat() -> None:
                 history = history[-8:]
         except SealError as e:
             console.print(f"[red]Error:[/] {e}")
+
+
+@app.command()
+def submit(
+    paths: Annotated[list[str], typer.Argument(help="Documents (.txt, .md); '-' reads standard input.")],
+    qa: Annotated[Optional[Path], typer.Option(help="Probe questions for a single document: a JSON list of {question, answer}.")] = None,
+) -> None:
+    """Queue documents for the long-running agent (`seal run`) to learn."""
+    from agent.runner import submit as queue
+
+    documents = _read_documents(paths, qa)
+    ws = _workspace()
+    for doc in documents:
+        job = queue(ws, doc)
+        console.print(f"job {job.id}: {doc.title}  [dim]({doc.source})[/]")
+
+
+@app.command()
+def run(once: Annotated[bool, typer.Option("--once", help="Exit when the queue and the inbox are empty.")] = False) -> None:
+    """The long-running agent: learn queued documents and inbox files, run scheduled policy updates.
+    SIGTERM or Ctrl-C stops it after the current stage; the next `seal run` resumes there."""
+    import signal
+    import threading
+
+    from agent.runner import inbox, run as run_agent
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt  # a second signal: stop now, mid-stage (resume repeats that stage)
+        stop.set()
+        notices.print(f"[dim]{signal.Signals(signum).name}: stopping after the current stage "
+                      "(send it again to stop at once)[/]")
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    ws = _workspace(progress=True)
+    console.print(f"[dim]agent for {ws.home}: inbox {inbox(ws)}, knowledge v{ws.store.active('knowledge')}, "
+                  f"policy v{ws.store.active('policy')}[/]")
+    run_agent(ws, stop, once=once)
+    console.print("[dim]agent stopped[/]")
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """The agent: whether it runs, the queue, the current job and stage, active versions, recent failures."""
+    from agent.runner import status as agent_status
+
+    info = agent_status(_workspace())
+    if as_json:
+        _print_json(info)
+        return
+    pid = info["agent_pid"]
+    console.print(f"agent: {'running (pid ' + str(pid) + ')' if pid else 'not running (start it with `seal run`)'}"
+                  f" · inbox {info['inbox']}")
+    console.print(f"active: knowledge v{info['active']['knowledge']}, policy v{info['active']['policy']}")
+    queue = info["queue"]
+    console.print("jobs: " + (", ".join(f"{queue[k]} {k}" for k in ("queued", "running", "done", "failed") if k in queue)
+                              or "none"))
+    if info["current"]:
+        c = info["current"]
+        console.print(f"current: job {c['job']} [bold]{c['title']}[/] at {c['stage']}")
+    for job in info["next"]:
+        console.print(f"  next: job {job['job']} {job['title']} [dim]({job['origin']})[/]")
+    for e in info["errors"]:
+        console.print(f"[red]failed[/] job {e['job']} {e['title']}: {e['error']}")
+
+
+@app.command()
+def logs(n: Annotated[int, typer.Option("-n", help="How many of the newest turns.")] = 20,
+         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Chat turns (chat, ask, the API), oldest first, each with the knowledge version that answered."""
+    if n < 1:
+        raise SealError(f"-n {n}: show at least one turn")
+    turns = _workspace().store.chat_turns(limit=n)
+    if as_json:
+        _print_json([{"id": t.id, "at": t.created_at, "version": t.version, "prompt": t.prompt, "answer": t.answer}
+                     for t in turns])
+        return
+    for t in turns:
+        console.print(f"[dim]{t.created_at:%Y-%m-%d %H:%M:%S} · v{t.version}[/]")
+        console.print("[bold green]>[/] ", end="")
+        console.print(t.prompt, highlight=False, markup=False)
+        console.print(t.answer, highlight=False, markup=False)
 
 
 @versions_app.command("list")

@@ -129,6 +129,25 @@ class Event(Base):
     created_at: Mapped[datetime] = mapped_column(default=now)
 
 
+class Job(Base):
+    """Work queued for the long-running agent (`seal run`): a document from `seal submit`, the API or the inbox."""
+
+    __tablename__ = "jobs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    origin: Mapped[str] = mapped_column(String(16))  # submit | api | inbox
+    source: Mapped[str] = mapped_column(String(1024))  # for inbox jobs, the file's path in the inbox
+    title: Mapped[str] = mapped_column(String(256))
+    text: Mapped[str] = mapped_column(Text)
+    questions: Mapped[list[Any]]  # supplied probes, [[question, answer], ...]
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)  # queued | running | done | failed
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id", ondelete="SET NULL"))
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the ingest's outcome, once done
+    error: Mapped[str] = mapped_column(Text, default="")  # why it failed
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
 class ChatTurn(Base):
     """One exchange in chat or ask, with the knowledge version that answered."""
 

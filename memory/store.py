@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, defer, selectinload, sessionmaker
 
-from memory.schema import Active, Base, ChatTurn, Document, Event, Probe, SelfEdit, Tag, Trial, Version
+from memory.schema import Active, Base, ChatTurn, Document, Event, Job, Probe, SelfEdit, Tag, Trial, Version, now
 from seal.errors import ConfigError, InputError, NotFoundError
 from seal.failpoints import failpoint
 
@@ -429,6 +429,57 @@ class Store:
         else:
             row.number = number
 
+    # ---- the job queue of the long-running agent ------------------------------------------------
+
+    def add_job(self, origin: str, source: str, title: str, text: str, questions: list[list[str]] | None = None,
+                status: str = "queued", error: str = "") -> Job:
+        """Queue a document for `seal run` (or, with status "failed", record one that could not be queued)."""
+        with self.session() as s:
+            job = Job(origin=origin, source=source[:1024], title=title[:256], text=text, questions=questions or [],
+                      status=status, error=error, finished_at=now() if status == "failed" else None)
+            s.add(job)
+            s.flush()
+            return job
+
+    def job(self, job_id: int) -> Job:
+        with self.session() as s:
+            job = s.get(Job, job_id)
+            if job is None:
+                raise NotFoundError(f"no job {job_id}; `seal status` lists the queue")
+            return job
+
+    def jobs(self, statuses: tuple[str, ...] = (), limit: int = 20, newest: bool = False) -> list[Job]:
+        """Jobs in queue order (oldest first), or the newest first; only the given statuses when any are given."""
+        query = select(Job).options(defer(Job.text)).order_by(Job.id.desc() if newest else Job.id).limit(limit)
+        if statuses:
+            query = query.where(Job.status.in_(statuses))
+        with self.session() as s:
+            return list(s.scalars(query))
+
+    def job_counts(self) -> dict[str, int]:
+        with self.session() as s:
+            return dict(s.execute(select(Job.status, func.count()).group_by(Job.status)).all())
+
+    def next_job(self) -> Job | None:
+        """The job to work on: one left running by an interrupted agent first, then the oldest queued."""
+        with self.session() as s:
+            for status in ("running", "queued"):
+                job = s.scalar(select(Job).where(Job.status == status).order_by(Job.id).limit(1))
+                if job is not None:
+                    return job
+            return None
+
+    def start_job(self, job_id: int, document_id: int) -> None:
+        with self.session() as s:
+            s.execute(update(Job).where(Job.id == job_id).values(status="running", document_id=document_id,
+                                                                 started_at=now()))
+
+    def finish_job(self, job_id: int, result: dict[str, Any] | None = None, error: str = "") -> None:
+        """Done with `result`, or failed with `error`."""
+        with self.session() as s:
+            s.execute(update(Job).where(Job.id == job_id).values(
+                status="failed" if error else "done", result=result or {}, error=error, finished_at=now()))
+
     # ---- events, history, chat ------------------------------------------------------------------
 
     def add_event(self, kind: str, document_id: int | None, data: dict[str, Any]) -> None:
@@ -453,6 +504,9 @@ class Store:
         with self.session() as s:
             s.add(ChatTurn(prompt=prompt, answer=answer, version=version))
 
-    def chat_turns(self) -> list[ChatTurn]:
+    def chat_turns(self, limit: int | None = None) -> list[ChatTurn]:
+        """Oldest first; with `limit`, the last `limit` turns."""
         with self.session() as s:
-            return list(s.scalars(select(ChatTurn).order_by(ChatTurn.id)))
+            if limit is None:
+                return list(s.scalars(select(ChatTurn).order_by(ChatTurn.id)))
+            return list(s.scalars(select(ChatTurn).order_by(ChatTurn.id.desc()).limit(limit)))[::-1]

@@ -90,6 +90,12 @@ class IngestConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    inbox: str = _help("Folder `seal run` watches for documents; empty means $SEAL_HOME/inbox.", "")
+    poll_seconds: float = _help("How often `seal run` looks for new work when idle.", 2.0)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     database_url: str = _help("SQLAlchemy URL; empty means SQLite at $SEAL_HOME/seal.db.", "")
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -98,6 +104,7 @@ class Config:
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    run: RunConfig = field(default_factory=RunConfig)
 
 
 def _problems(cfg: Config) -> list[str]:
@@ -138,6 +145,8 @@ def _problems(cfg: Config) -> list[str]:
         p.append(f"train.loss_on = {t.loss_on!r}: use 'completion' or 'all'")
     if not 0 < pol.learning_rate < 1:
         p.append(f"policy.learning_rate = {pol.learning_rate}: must be in (0, 1)")
+    if not 0 < cfg.run.poll_seconds <= 3600:
+        p.append(f"run.poll_seconds = {cfg.run.poll_seconds}: must be in (0, 3600]")
     if pol.max_tokens < 64:
         p.append(f"policy.max_tokens = {pol.max_tokens}: must be at least 64")
     for name, value in (("train.replay", t.replay), ("verify.retention_probes", v.retention_probes),

@@ -107,12 +107,12 @@ def test_resume_after_adapt_does_not_repeat_generate(home):
     """An ingest stopped after adapt resumes at verify: one self-edit, one generate, one commit."""
     ws = Workspace.open()
     doc, _ = ws.store.add_document(DOCUMENT, "doc.md", "Lighthouse")
-    from agent.ingest import checkpointer, _thread
+    from agent.ingest import checkpointer, thread
 
     with checkpointer(ws) as saver:
         graph = build_graph(saver)
-        graph.invoke({"document_id": doc.id}, _thread(doc), context=ws, interrupt_after=["adapt"])
-        assert graph.get_state(_thread(doc)).next == ("verify",)
+        graph.invoke({"document_id": doc.id}, thread(doc), context=ws, interrupt_after=["adapt"])
+        assert graph.get_state(thread(doc)).next == ("verify",)
     ws2 = Workspace.open()  # as a new process would
     [result] = resume(ws2)
     assert result.status == "committed" and result.version == 1
@@ -158,7 +158,7 @@ def test_gate_thresholds_are_inclusive_despite_float_error():
 
 def test_verify_stopped_after_recording_is_not_repeated(home):
     """A verify that recorded its trial but died before its checkpoint reuses that trial on resume."""
-    from agent.ingest import _thread, checkpointer
+    from agent.ingest import thread, checkpointer
     from agent.verify import verify
     from types import SimpleNamespace
 
@@ -166,8 +166,8 @@ def test_verify_stopped_after_recording_is_not_repeated(home):
     doc, _ = ws.store.add_document(DOCUMENT, "doc.md", "Lighthouse")
     with checkpointer(ws) as saver:
         graph = build_graph(saver)
-        graph.invoke({"document_id": doc.id}, _thread(doc), context=ws, interrupt_after=["adapt"])
-        verify(graph.get_state(_thread(doc)).values, SimpleNamespace(context=ws))  # recorded, then "killed"
+        graph.invoke({"document_id": doc.id}, thread(doc), context=ws, interrupt_after=["adapt"])
+        verify(graph.get_state(thread(doc)).values, SimpleNamespace(context=ws))  # recorded, then "killed"
     [result] = resume(Workspace.open())
     assert result.status == "committed" and len(ws.store.trials(doc.id)) == 1
 
@@ -175,12 +175,12 @@ def test_verify_stopped_after_recording_is_not_repeated(home):
 def test_commit_refuses_a_candidate_whose_parent_is_no_longer_active(home):
     """If another ingest commits while this candidate trains, the candidate is rejected with a reason
     instead of silently dropping the other version from the active lineage."""
-    from agent.ingest import _thread, checkpointer
+    from agent.ingest import thread, checkpointer
 
     ws = Workspace.open()
     doc, _ = ws.store.add_document(DOCUMENT, "doc.md", "Lighthouse")
     with checkpointer(ws) as saver:
-        build_graph(saver).invoke({"document_id": doc.id}, _thread(doc), context=ws, interrupt_after=["adapt"])
+        build_graph(saver).invoke({"document_id": doc.id}, thread(doc), context=ws, interrupt_after=["adapt"])
     [other] = ingest(ws, [DocumentInput("b.md", "B", "Quellmoor has 2,314 residents and violet sand.")])
     assert other.version == 1
     [result] = resume(ws)

@@ -77,6 +77,14 @@ BAD = [
     ("activate a path", "post", "/v1/versions/..%2Fx/activate", None, 404),
     ("activate a bad name", "post", "/v1/versions/v1;rm/activate", None, 400),
     ("unknown route", "get", "/v1/nothing", None, 404),
+    ("empty document", "post", "/v1/documents", {"text": "  "}, 400),
+    ("document with NUL", "post", "/v1/documents", {"text": "a\u0000b"}, 400),
+    ("document over the size limit", "post", "/v1/documents", {"text": "x" * 20_001}, 400),
+    ("document with an unknown field", "post", "/v1/documents", {"text": "x", "priority": 1}, 400),
+    ("question without an answer", "post", "/v1/documents", {"text": "x", "questions": [{"question": "q"}]}, 400),
+    ("unknown job", "get", "/v1/jobs/999", None, 404),
+    ("job id not a number", "get", "/v1/jobs/abc", None, 400),
+    ("job id too large", "get", "/v1/jobs/99999999999999999999999", None, 400),
 ]
 
 
@@ -89,6 +97,24 @@ def test_bad_requests_get_json_errors_and_the_server_keeps_serving(server, case)
     error = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"} and error["message"]
     assert httpx.get(url + "/v1/models").status_code == 200
+
+
+def test_documents_are_queued_as_jobs_for_the_agent(server):
+    """POST /v1/documents queues a job (202) that `seal run` learns; GET /v1/jobs/{id} follows it."""
+    from agent.runner import run
+
+    url, ws = server
+    queued = httpx.post(url + "/v1/documents", json={"text": "# Quellmoor\nQuellmoor has 2,314 residents.",
+                                                     "questions": [{"question": "How many live in Quellmoor?",
+                                                                    "answer": "2,314"}]})
+    assert queued.status_code == 202 and queued.json()["status"] == "queued", queued.text
+    job = queued.json()
+    assert job["title"] == "Quellmoor" and job["origin"] == "api" and job["result"] == {}
+    run(ws, threading.Event(), once=True)
+    done = httpx.get(url + f"/v1/jobs/{job['id']}").json()
+    assert done["status"] == "done" and done["result"]["status"] == "committed" and done["result"]["version"] == 2
+    assert [p.question for p in ws.store.probes(done["document_id"])] == ["How many live in Quellmoor?"]
+    assert httpx.get(url + "/v1/versions").json()["active"] == 2
 
 
 def test_malformed_and_oversized_bodies(server):
