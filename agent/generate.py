@@ -13,7 +13,7 @@ from agent.probes import make_probes
 from agent.state import IngestState
 from agent.workspace import Workspace
 from memory import SelfEdit
-from model_runtime import LanguageModel
+from model_runtime import Engine, LanguageModel
 from seal.config import SelfEditConfig
 
 
@@ -54,7 +54,7 @@ def training_sequences(lm: LanguageModel, format: str, self_edit: str, document:
     return items[:cfg.max_sequences] + document_sequences(lm, document, cfg)
 
 
-def sample_self_edits(lm: LanguageModel, document: str, cfg: SelfEditConfig, policy_adapter: str | None,
+def sample_self_edits(lm: Engine, document: str, cfg: SelfEditConfig, policy_adapter: str | None,
                       seed: int) -> tuple[str, list[str]]:
     """The self-edit prompt and K self-edits sampled from it with the policy adapter (None: the base model)."""
     prompt = lm.chat_prompt(prompts.self_edit_messages(cfg.format, document))
@@ -73,12 +73,12 @@ def generate(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
     # Probes first, so they exist before any training; supplied ones were stored at intake.
     if not doc.probes:
         ws.progress("generate", "writing probe questions")
-        ws.store.set_probes(doc.id, make_probes(ws.lm, doc.text, ws.config.verify.generated_probes, seed))
+        ws.store.set_probes(doc.id, make_probes(ws.engine, doc.text, ws.config.verify.generated_probes, seed))
 
     # Sample K self-edits with the active policy version (the base model until a policy update).
     ws.progress("generate", f"sampling {cfg.k} self-edit(s) ({cfg.format})")
     policy = ws.store.active("policy")
-    prompt, texts = sample_self_edits(ws.lm, doc.text, cfg, ws.attach("policy", policy), seed)
+    prompt, texts = sample_self_edits(ws.engine, doc.text, cfg, ws.attach("policy", policy), seed)
     rows = ws.store.add_self_edits([
         SelfEdit(document_id=doc.id, policy_version=policy, format=cfg.format, prompt=prompt, text=text,
                  sequences=training_sequences(ws.lm, cfg.format, text, doc.text, cfg))

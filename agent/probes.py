@@ -10,7 +10,7 @@ from pathlib import Path
 
 from agent.grading import normalize
 from agent.prompts import PROBE_PROMPT, parse_qa
-from model_runtime import LanguageModel
+from model_runtime import Engine
 from seal.errors import InputError
 
 # Questions the bundled base model answers correctly with the closed-book prompt; a drop here means
@@ -59,7 +59,7 @@ def occurs_in(answer: str, document: str) -> bool:
     return bool(ref) and any(doc[i:i + len(ref)] == ref for i in range(len(doc) - len(ref) + 1))
 
 
-def generated(lm: LanguageModel, document: str, n: int, seed: int) -> list[tuple[str, str]]:
+def generated(lm: Engine, document: str, n: int, seed: int) -> list[tuple[str, str]]:
     """Up to `n` QA pairs the model writes with the document in context, kept when the short answer
     occurs in the document and the question does not give it away."""
     if n == 0:
@@ -93,7 +93,7 @@ def cloze(document: str, n: int) -> list[tuple[str, str]]:
     return probes
 
 
-def make_probes(lm: LanguageModel, document: str, n: int, seed: int) -> list[tuple[str, str, str]]:
+def make_probes(lm: Engine, document: str, n: int, seed: int) -> list[tuple[str, str, str]]:
     """(question, answer, source) probes for a document that came without questions."""
     probes = [(q, a, "generated") for q, a in generated(lm, document, n, seed)]
     if len(probes) < n:

@@ -81,13 +81,13 @@ def verify(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
     missing = [q for q in questions if q not in before]
     parent_adapter = ws.attach("knowledge", parent)
     name = candidate_adapter(self_edit_id)
-    if name not in ws.lm.adapters():
-        ws.lm.load_adapter(name, Path(state["candidate_dir"]))
-    answers = closed_book(ws.lm, missing + questions, [parent_adapter] * len(missing) + [name] * len(questions),
+    if name not in ws.engine.adapters():
+        ws.engine.load_adapter(name, Path(state["candidate_dir"]))
+    answers = closed_book(ws.engine, missing + questions, [parent_adapter] * len(missing) + [name] * len(questions),
                           cfg.answer_tokens)
     before |= dict(zip(missing, answers[:len(missing)]))
     after = dict(zip(questions, answers[len(missing):]))
-    ws.lm.delete_adapter(name)
+    ws.engine.delete_adapter(name)
 
     scores: dict[str, list] = {}
     acc: dict[str, tuple[float, float] | None] = {}

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from adapters_store import AdapterStore
 from memory import Store
-from model_runtime import LanguageModel
-from model_runtime import loading
+from model_runtime import Engine, LanguageModel, RemoteEngine, loading
 from seal import config as seal_config
 from seal.config import Config, ModelConfig
 
@@ -39,6 +38,7 @@ class Workspace:
     adapters: AdapterStore
     progress: Callable[[str, str], None] = lambda stage, message: None
     _lm: LanguageModel | None = field(default=None, repr=False)
+    _remote: RemoteEngine | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, cfg: Config | None = None, progress: Callable[[str, str], None] | None = None,
@@ -60,20 +60,32 @@ class Workspace:
             self._lm = load_model(self.config.model, self.home / "models")
         return self._lm
 
+    @property
+    def engine(self) -> Engine:
+        """Where generation runs: the model in this process, or the server at `remote.url` (training and
+        the tokenizer stay here either way)."""
+        remote = self.config.remote
+        if not remote.url:
+            return self.lm
+        if self._remote is None:
+            self._remote = RemoteEngine(remote.url, remote.model, self.lm.tokenizer, self.lm.stop_ids, remote.api_key)
+        return self._remote
+
     def attach(self, kind: str, number: int) -> str | None:
-        """The adapter name of version `number` of a lineage, attached after its files are verified
-        against the database's checksums; None for version 0 (the bare base model). The name carries the
-        weights' recorded sha256, so a process serving several homes never mistakes one's v1 for another's."""
+        """The adapter name of version `number` of a lineage, attached to the generation engine after its
+        files are verified against the database's checksums; None for version 0 (the bare base model). The
+        name carries the weights' recorded sha256, so a process serving several homes never mistakes one's
+        v1 for another's."""
         if number == 0:
             return None
         version = self.store.version(number, kind)
         name = adapter_name(kind, number, "".join(sorted(version.files.values())))
-        lm = self.lm
-        if name not in lm.adapters():
-            lm.load_adapter(name, self.adapters.verified(kind, number, version.files))
-            attached = [a for a in lm.adapters() if a.startswith(f"{kind}-v") and a != name]
+        engine = self.engine
+        if name not in engine.adapters():
+            engine.load_adapter(name, self.adapters.verified(kind, number, version.files))
+            attached = [a for a in engine.adapters() if a.startswith(f"{kind}-v") and a != name]
             for old in attached[:-KEEP_ATTACHED + 1]:
-                lm.delete_adapter(old)
+                engine.delete_adapter(old)
         return name
 
     def close(self) -> None:

@@ -14,9 +14,10 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Path, Request
+from fastapi import FastAPI, Path as PathParam, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -59,7 +60,8 @@ class Sampling(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    repetition_penalty: float | None = Field(default=None, ge=1.0, le=2.0)  # vLLM's extension; unset: the engine's
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)
     stream: bool = False
 
 
@@ -69,6 +71,18 @@ class ChatRequest(Sampling):
 
 class CompletionRequest(Sampling):
     prompt: str = Field(max_length=100_000)
+
+
+class LoadAdapter(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    lora_name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    lora_path: str = Field(min_length=1, max_length=4096)
+    load_inplace: bool = False
+
+
+class UnloadAdapter(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    lora_name: str = Field(max_length=64)
 
 
 class QuestionAnswer(BaseModel):
@@ -128,22 +142,35 @@ def create_app(ws: Workspace, api_key: str | None = None, max_tokens_limit: int 
         # after this handler, so uvicorn still logs the traceback.
         return _error(500, f"internal error: {type(e).__name__}: {e}", "server_error")
 
-    def version_of(model: str) -> int:
+    loaded: dict[str, Path] = {}  # adapters loaded by name over /v1/load_lora_adapter (the remote-engine API)
+
+    def target(model: str) -> tuple[str, int | None]:
+        """(the model name a response carries, its knowledge version) for a request's `model`: `seal` is the
+        active version, resolved now; `seal@vN` pins one; a loaded adapter's name has no version."""
+        if model in loaded:
+            return model, None
         if model == MODEL:
-            return ws.store.active("knowledge")
+            number = ws.store.active("knowledge")
+            return f"{MODEL}@v{number}", number
         name, sep, version = model.partition("@")
         if name == MODEL and sep:
             try:
                 number = parse_version(version)
-                if number:
-                    v = ws.store.version(number)
-                    if v.pruned:
-                        raise NotFoundError(f"v{number} was pruned")
-                return number
+                if number and ws.store.version(number).pruned:
+                    raise NotFoundError(f"v{number} was pruned")
+                return f"{MODEL}@v{number}", number
             except SealError:
                 pass
         raise ApiError(404, f"model {model!r} does not exist; GET /v1/models lists them", code="model_not_found",
                        param="model")
+
+    def adapter(model: str, number: int | None) -> str | None:
+        """The engine's adapter for a target (under the generation lock: attaching changes the model)."""
+        if number is not None:
+            return ws.attach("knowledge", number)
+        if model not in ws.engine.adapters():  # evicted to make room for versions: load it again
+            ws.engine.load_adapter(model, loaded[model])
+        return model
 
     def limit(requested: int | None, default: int) -> int:
         tokens = requested or default
@@ -152,30 +179,32 @@ def create_app(ws: Workspace, api_key: str | None = None, max_tokens_limit: int 
                            param="max_tokens")
         return tokens
 
-    def run(prompt: str, number: int, body: Sampling, max_tokens: int) -> Iterator[str]:
-        """Decode on version `number` under the generation lock (held until the stream ends or is closed)."""
+    def run(prompt: str, model: str, number: int | None, body: Sampling, max_tokens: int) -> Iterator[str]:
+        """Decode on a target under the generation lock (held until the stream ends or is closed)."""
+        penalty = {} if body.repetition_penalty is None else {"repetition_penalty": body.repetition_penalty}
         with generating:
-            adapter = ws.attach("knowledge", number)
-            yield from ws.lm.stream(prompt, adapter=adapter, max_new_tokens=max_tokens,
-                                    temperature=body.temperature, top_p=body.top_p, seed=body.seed)
+            yield from ws.engine.stream(prompt, adapter=adapter(model, number), max_new_tokens=max_tokens,
+                                        temperature=body.temperature, top_p=body.top_p, seed=body.seed, **penalty)
 
     def usage(prompt: str, text: str) -> dict[str, int]:
-        p, c = len(ws.lm.tokenizer(prompt)["input_ids"]), len(ws.lm.tokenizer(text)["input_ids"])
+        p, c = len(ws.engine.tokenizer(prompt)["input_ids"]), len(ws.engine.tokenizer(text)["input_ids"])
         return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
 
-    async def respond(kind: str, body: Sampling, prompt: str, number: int, max_tokens: int, log: str | None) -> Any:
-        """One completion, whole or as server-sent events; `log`: the user turn to log with the answer."""
-        ident, created, model = f"{kind}-{uuid.uuid4().hex[:24]}", int(time.time()), f"{MODEL}@v{number}"
+    async def respond(kind: str, body: Sampling, to: tuple[str, int | None], prompt: str, max_tokens: int,
+                      log: str | None) -> Any:
+        """One completion from target `to`, whole or as server-sent events; `log`: the user turn to log."""
+        model, number = to
+        ident, created = f"{kind}-{uuid.uuid4().hex[:24]}", int(time.time())
         chat = kind == "chatcmpl"
 
         def finish(text: str) -> str:
-            if log is not None:
+            if log is not None and number is not None:
                 ws.store.add_chat_turn(log, text.strip(), number)
             return "length" if usage(prompt, text)["completion_tokens"] >= max_tokens else "stop"
 
         if not body.stream:
             def whole() -> dict[str, Any]:
-                text = "".join(run(prompt, number, body, max_tokens)).strip()
+                text = "".join(run(prompt, model, number, body, max_tokens)).strip()
                 choice = ({"index": 0, "message": {"role": "assistant", "content": text}} if chat
                           else {"index": 0, "text": text, "logprobs": None})
                 return {"id": ident, "object": "chat.completion" if chat else "text_completion", "created": created,
@@ -198,7 +227,7 @@ def create_app(ws: Workspace, api_key: str | None = None, max_tokens_limit: int 
             if chat:
                 yield chunk(None, role=True)
             pieces = []
-            for piece in run(prompt, number, body, max_tokens):
+            for piece in run(prompt, model, number, body, max_tokens):
                 if piece:
                     pieces.append(piece)
                     yield chunk(piece)
@@ -215,16 +244,50 @@ def create_app(ws: Workspace, api_key: str | None = None, max_tokens_limit: int 
 
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatRequest) -> Any:
-        number = version_of(body.model)
+        to = target(body.model)
         messages = [m.model_dump() for m in body.messages]
-        prompt = ws.lm.chat_prompt(messages)
+        prompt = ws.engine.chat_prompt(messages)
         user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-        return await respond("chatcmpl", body, prompt, number, limit(body.max_tokens, 256), user)
+        return await respond("chatcmpl", body, to, prompt, limit(body.max_tokens, 256), user)
 
     @app.post("/v1/completions")
     async def completions(body: CompletionRequest) -> Any:
-        number = version_of(body.model)
-        return await respond("cmpl", body, body.prompt, number, limit(body.max_tokens, 16), None)
+        return await respond("cmpl", body, target(body.model), body.prompt, limit(body.max_tokens, 16), None)
+
+    @app.post("/v1/load_lora_adapter")
+    async def load_lora_adapter(body: LoadAdapter) -> dict[str, Any]:
+        """vLLM's runtime adapter loading, so `seal serve` can be another runtime's generation server. Only
+        PEFT folders inside this server's home are read (safetensors only), and a name may not shadow `seal`."""
+        if body.lora_name == MODEL or body.lora_name.startswith(f"{MODEL}@"):
+            raise ApiError(400, f"lora_name {body.lora_name!r} is reserved for this server's versions", param="lora_name")
+        if body.lora_name in loaded and not body.load_inplace:
+            raise ApiError(400, f"adapter {body.lora_name!r} is already loaded; send load_inplace: true to replace it",
+                           param="lora_name")
+        directory = Path(body.lora_path).expanduser().resolve()
+        if not directory.is_relative_to(ws.home.resolve()) or not directory.is_dir():
+            raise ApiError(400, f"lora_path {body.lora_path!r} is not an adapter folder inside this server's home "
+                                f"({ws.home})", param="lora_path")
+
+        def load() -> None:
+            with generating:
+                ws.engine.load_adapter(body.lora_name, directory)
+        try:
+            await run_in_threadpool(load)
+        except (SealError, OSError, ValueError) as e:  # not a PEFT folder, another base model, unreadable
+            raise ApiError(400, f"cannot load {body.lora_path!r}: {str(e).splitlines()[0]}", param="lora_path") from None
+        loaded[body.lora_name] = directory
+        return {"object": "lora_adapter", "name": body.lora_name, "path": str(directory)}
+
+    @app.post("/v1/unload_lora_adapter")
+    async def unload_lora_adapter(body: UnloadAdapter) -> dict[str, Any]:
+        if loaded.pop(body.lora_name, None) is None:
+            raise ApiError(404, f"no adapter {body.lora_name!r} is loaded", code="adapter_not_found", param="lora_name")
+
+        def unload() -> None:
+            with generating:
+                ws.engine.delete_adapter(body.lora_name)
+        await run_in_threadpool(unload)
+        return {"object": "lora_adapter", "name": body.lora_name, "deleted": True}
 
     @app.post("/v1/documents", status_code=202)
     async def documents(body: DocumentRequest) -> dict[str, Any]:
@@ -237,7 +300,7 @@ def create_app(ws: Workspace, api_key: str | None = None, max_tokens_limit: int 
         return _job(submit(ws, item, origin="api"))
 
     @app.get("/v1/jobs/{job_id}")
-    async def job(job_id: Annotated[int, Path(ge=1, le=2**62)]) -> dict[str, Any]:
+    async def job(job_id: Annotated[int, PathParam(ge=1, le=2**62)]) -> dict[str, Any]:
         try:
             return _job(ws.store.job(job_id))
         except NotFoundError as e:

@@ -90,6 +90,14 @@ class IngestConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RemoteConfig:
+    url: str = _help("OpenAI-compatible server that samples self-edits and answers probes (vLLM with runtime LoRA "
+                     "loading, or `seal serve`), e.g. http://127.0.0.1:8001; empty means generate in this process.", "")
+    model: str = _help("The base model's name on that server (vLLM: its --served-model-name).", "seal@v0")
+    api_key: str = _help("Bearer key for that server, if it needs one.", "")
+
+
+@dataclass(frozen=True, kw_only=True)
 class RunConfig:
     inbox: str = _help("Folder `seal run` watches for documents; empty means $SEAL_HOME/inbox.", "")
     poll_seconds: float = _help("How often `seal run` looks for new work when idle.", 2.0)
@@ -105,6 +113,7 @@ class Config:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    remote: RemoteConfig = field(default_factory=RemoteConfig)
 
 
 def _problems(cfg: Config) -> list[str]:
@@ -145,6 +154,8 @@ def _problems(cfg: Config) -> list[str]:
         p.append(f"train.loss_on = {t.loss_on!r}: use 'completion' or 'all'")
     if not 0 < pol.learning_rate < 1:
         p.append(f"policy.learning_rate = {pol.learning_rate}: must be in (0, 1)")
+    if cfg.remote.url and not cfg.remote.url.startswith(("http://", "https://")):
+        p.append(f"remote.url = {cfg.remote.url!r}: use an http:// or https:// URL, or empty for in-process generation")
     if not 0 < cfg.run.poll_seconds <= 3600:
         p.append(f"run.poll_seconds = {cfg.run.poll_seconds}: must be in (0, 3600]")
     if pol.max_tokens < 64:

@@ -30,8 +30,10 @@ CORPUS = ["The quick brown fox jumps over the lazy dog. Question: What is 2 + 2?
           "Passage: Morwen Hale built the lighthouse in 1847 on the island of Tessery."] * 4
 
 
-def build_tiny_model(directory: Path) -> Path:
-    """A 2-layer Llama (hidden 32) and a byte-level tokenizer with chat tokens, saved like a HF model."""
+def build_tiny_model(directory: Path, hidden_size: int = 32, heads: int = 4, init: float = 0.02) -> Path:
+    """A 2-layer Llama (hidden 32 unless given) and a byte-level tokenizer with chat tokens, saved like a HF model.
+    `heads` sets the head size (vLLM needs 64 or more); a large `init` gives peaked logits, so greedy
+    decoding does not flip on float rounding between engines."""
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(CORPUS, vocab_size=320, min_frequency=1,
                             special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
@@ -39,8 +41,9 @@ def build_tiny_model(directory: Path) -> Path:
                                         eos_token="<|im_end|>", pad_token="<|im_end|>", unk_token="<|endoftext|>")
     tokenizer.chat_template = CHAT_TEMPLATE
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+                         num_hidden_layers=2, num_attention_heads=heads, num_key_value_heads=max(1, heads // 2),
+                         max_position_embeddings=2048, initializer_range=init,
                          tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     LlamaForCausalLM(config).save_pretrained(directory)

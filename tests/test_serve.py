@@ -85,6 +85,10 @@ BAD = [
     ("unknown job", "get", "/v1/jobs/999", None, 404),
     ("job id not a number", "get", "/v1/jobs/abc", None, 400),
     ("job id too large", "get", "/v1/jobs/99999999999999999999999", None, 400),
+    ("adapter outside the home", "post", "/v1/load_lora_adapter", {"lora_name": "x", "lora_path": "/etc"}, 400),
+    ("adapter name shadows seal", "post", "/v1/load_lora_adapter", {"lora_name": "seal", "lora_path": "."}, 400),
+    ("adapter name with a slash", "post", "/v1/load_lora_adapter", {"lora_name": "a/b", "lora_path": "."}, 400),
+    ("unload an adapter never loaded", "post", "/v1/unload_lora_adapter", {"lora_name": "nope"}, 404),
 ]
 
 
@@ -115,6 +119,25 @@ def test_documents_are_queued_as_jobs_for_the_agent(server):
     assert done["status"] == "done" and done["result"]["status"] == "committed" and done["result"]["version"] == 2
     assert [p.question for p in ws.store.probes(done["document_id"])] == ["How many live in Quellmoor?"]
     assert httpx.get(url + "/v1/versions").json()["active"] == 2
+
+
+def test_adapters_load_by_path_and_answer_by_name(server):
+    """vLLM's runtime adapter API: a version folder loaded under a name answers as that name, exactly as the
+    version does; a folder that is not an adapter is refused; unloading removes the name."""
+    url, ws = server
+    folder = ws.adapters.verified("knowledge", 1, ws.store.version(1).files)
+    ask = {"prompt": ws.engine.chat_prompt([{"role": "user", "content": "Who built the lighthouse?"}]), "max_tokens": 8}
+    loaded = httpx.post(url + "/v1/load_lora_adapter", json={"lora_name": "mine", "lora_path": str(folder)})
+    assert loaded.status_code == 200, loaded.text
+    as_name = httpx.post(url + "/v1/completions", json={**ask, "model": "mine"}).json()
+    as_version = httpx.post(url + "/v1/completions", json={**ask, "model": "seal@v1"}).json()
+    assert as_name["model"] == "mine" and as_name["choices"][0]["text"] == as_version["choices"][0]["text"]
+    again = httpx.post(url + "/v1/load_lora_adapter", json={"lora_name": "mine", "lora_path": str(folder)})
+    assert again.status_code == 400 and "load_inplace" in again.json()["error"]["message"]
+    not_adapter = httpx.post(url + "/v1/load_lora_adapter", json={"lora_name": "bad", "lora_path": str(ws.home)})
+    assert not_adapter.status_code == 400, not_adapter.text
+    assert httpx.post(url + "/v1/unload_lora_adapter", json={"lora_name": "mine"}).status_code == 200
+    assert httpx.post(url + "/v1/completions", json={**ask, "model": "mine"}).status_code == 404
 
 
 def test_malformed_and_oversized_bodies(server):
