@@ -138,3 +138,19 @@ def test_bench_speed_on_tiny_model(home, tmp_path, capsys):
     assert set(s["cycle"]["median_stages"]) == {"generate", "adapt", "verify", "commit"}
     assert s["machine"]["fp32_gflop_s"] > 0 and s["adapt"]["tokens_per_second"] > 0
     assert s["paper"]["tokens"] == 32 * s["paper"]["steps"] and s["paper"]["speedup"] > 0
+
+
+def test_serving_benchmark_smoke(tmp_path, tiny_model_dir, monkeypatch):
+    """`python -m benchmarks.serving` at smoke size: two clients through steady load and two live swaps; no
+    request fails, every activation succeeds, and replies follow each swap."""
+    from benchmarks import serving
+    from tests.conftest import TINY_CONFIG
+
+    monkeypatch.setenv("SEAL_HOME", str(tmp_path / "seal"))
+    config = tmp_path / "config.toml"
+    config.write_text(TINY_CONFIG.format(model=tiny_model_dir))
+    code = serving.main(["--clients", "2", "--seconds", "4", "--swaps", "2", "--max-tokens", "4",
+                         "--config", str(config), "--out", str(tmp_path / "out")])
+    result = json.loads((tmp_path / "out" / "serve-throughput.json").read_text())
+    assert code == 0 and result["steady"]["requests"] > 0 and result["swapping"]["failed"] == 0, result["swaps"]
+    assert [s["to"] for s in result["swaps"]["events"]] == [1, 2] and result["swaps"]["median_switch_seconds"] is not None
