@@ -135,6 +135,15 @@ def outcome(ws: Workspace, document_id: int, state: dict, seconds: float) -> Ing
         reason=shown.reason if shown else "", seconds=seconds)
 
 
+def interrupted_parents(ws: Workspace) -> set[int]:
+    """The knowledge versions interrupted ingests train from (read from their checkpoints): a resume
+    needs their files."""
+    with checkpointer(ws) as saver:
+        graph = build_graph(saver)
+        states = [graph.get_state(thread(doc)).values for doc in ws.store.pending_documents()]
+    return {state["parent_version"] for state in states if state.get("parent_version")}
+
+
 def learning(ws: Workspace) -> AbstractContextManager[None]:
     """The home's learner lock: one document at a time learns, across processes."""
     return learner_lock(ws.home, lambda: ws.progress("wait", "another process is learning a document in this "

@@ -9,6 +9,7 @@ from typing import Any
 
 from adapters_store import parse_version, version_name
 from adapters_store.versions import VERSION
+from agent.ingest import interrupted_parents
 from agent.workspace import Workspace
 from memory import Trial, Version
 from seal.errors import InputError
@@ -66,7 +67,8 @@ def tag(ws: Workspace, number: int, name: str, kind: str = "knowledge") -> None:
 
 def prune_plan(ws: Workspace, keep: int, keep_ancestors: bool, kind: str = "knowledge") -> tuple[list[int], dict[int, str]]:
     """Which versions' files `prune` would delete, and why each other version is kept. Kept: the `keep`
-    newest, the active one, tagged ones, and with `keep_ancestors` the active one's whole lineage."""
+    newest, the active one, tagged ones, those an interrupted ingest trains from, and with `keep_ancestors`
+    the active one's whole lineage."""
     if keep < 0:
         raise InputError(f"--keep {keep}: give the number of newest versions to keep (0 or more)")
     versions = [v for v in ws.store.versions(kind) if not v.pruned]
@@ -79,6 +81,9 @@ def prune_plan(ws: Workspace, keep: int, keep_ancestors: bool, kind: str = "know
             reasons.setdefault(n, "an ancestor of the active version")
     for n in tags:
         reasons[n] = "tagged " + ", ".join(tags[n])
+    if kind == "knowledge":
+        for n in interrupted_parents(ws):
+            reasons.setdefault(n, "an interrupted ingest trains from it (`seal ingest --resume`)")
     if active:
         reasons[active] = "active"
     return [v.number for v in versions if v.number not in reasons], reasons

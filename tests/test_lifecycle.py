@@ -118,6 +118,30 @@ def test_tag_and_prune(learned, tmp_path):
     assert doctor(learned) == (0, {"consistent": True, "findings": []})
 
 
+def test_prune_keeps_the_version_an_interrupted_ingest_trains_from(learned, tmp_path):
+    """An ingest stopped after generate, on top of v2, then a rollback to v1: v2 is neither active nor among
+    the newest kept, yet prune keeps it, because the resumed ingest trains from it (and then, the active
+    version having moved, declines to commit, as any stale candidate does)."""
+    from agent.graph import build_graph
+    from agent.ingest import checkpointer, resume, thread
+    from agent.workspace import Workspace
+
+    (tmp_path / "q.md").write_text("Quellmoor has 2,314 residents.")
+    assert learned.run("ingest", str(tmp_path / "q.md")).returncode == 0
+    ws = Workspace.open()
+    text = "Skelling is played by Orrin Vale's club in Tessery. Each team uses four hoops and 1,200 marbles."
+    doc, _ = ws.store.add_document(text, "s.md", "Skelling")
+    with checkpointer(ws) as saver:
+        build_graph(saver).invoke({"document_id": doc.id}, thread(doc), context=ws, interrupt_after=["generate"])
+    assert learned.run("versions", "rollback", "v1").returncode == 0
+
+    dry = learned.run("versions", "prune", "--keep", "0").stdout.decode()
+    assert "keep   v2: an interrupted ingest trains from it" in dry and "would delete" not in dry, dry
+    [result] = resume(Workspace.open())
+    (trial,) = ws.store.trials(doc.id)
+    assert trial.parent_version == 2 and "moved from v2 to v1" in result.reason, result.reason
+
+
 def _state(learned):
     """What a user sees of a home: versions (paths aside), history, and the answer to a question."""
     listing = json.loads(learned.run("versions", "list", "--json").stdout)
