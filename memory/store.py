@@ -172,12 +172,13 @@ class Store:
             return list(s.scalars(select(Probe).where(Probe.document_id == document_id).order_by(Probe.id)))
 
     def probes_of(self, documents: list[int], exclude_document: int) -> list[Probe]:
-        """Every probe of `documents` but one document's, by id."""
+        """Every probe of `documents` but one document's, by id (queried in chunks: SQLite allows at most
+        32,766 parameters in one statement)."""
         ids = [d for d in documents if d != exclude_document]
-        if not ids:
-            return []
         with self.session() as s:
-            return list(s.scalars(select(Probe).where(Probe.document_id.in_(ids)).order_by(Probe.id)))
+            rows = [p for i in range(0, len(ids), 10_000)
+                    for p in s.scalars(select(Probe).where(Probe.document_id.in_(ids[i:i + 10_000])))]
+        return sorted(rows, key=lambda p: p.id)
 
     def retention_probes(self, exclude_document: int, documents: list[int], n: int, seed: int) -> list[Probe]:
         """A seeded sample of `n` probes from `documents` (earlier ones), excluding one document."""

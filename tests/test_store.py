@@ -122,3 +122,13 @@ def test_snapshot_reads_one_moment(database_url):
         assert connection.execute(text("SELECT count(*) FROM documents")).scalar() == first == 1
     assert len(store.documents()) == 2
     store.close()
+
+
+def test_probes_of_any_number_of_documents(store):
+    """Retention reads the probes of every earlier document; 40,000 ids pass SQLite's parameter limit."""
+    a, _ = store.add_document("Alpha text.", "a.md", "A")
+    b, _ = store.add_document("Beta text.", "b.md", "B")
+    store.set_probes(a.id, [("qa", "x", "supplied")])
+    store.set_probes(b.id, [("qb1", "y", "supplied"), ("qb2", "z", "supplied")])
+    probes = store.probes_of(list(range(1, 40_001)), exclude_document=a.id)
+    assert [p.question for p in probes] == ["qb1", "qb2"]
