@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters_store import parse_version
 from agent.ingest import DocumentInput, check_text, title_of
-from agent.runner import submit
+from agent.runtime import submit
 from agent.versions import list_versions, resolve, rollback
 from agent.workspace import Workspace
 from memory import Job

@@ -202,7 +202,7 @@ def submit(
     qa: Annotated[Optional[Path], typer.Option(help="Probe questions for a single document: a JSON list of {question, answer}.")] = None,
 ) -> None:
     """Queue documents for the long-running agent (`seal run`) to learn."""
-    from agent.runner import submit as queue
+    from agent.runtime import submit as queue
 
     documents = _read_documents(paths, qa)
     ws = _workspace()
@@ -218,7 +218,7 @@ def run(once: Annotated[bool, typer.Option("--once", help="Exit when the queue a
     import signal
     import threading
 
-    from agent.runner import inbox, run as run_agent
+    from agent.runtime import inbox, run as run_agent
 
     stop = threading.Event()
 
@@ -241,7 +241,7 @@ def run(once: Annotated[bool, typer.Option("--once", help="Exit when the queue a
 @app.command()
 def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """The agent: whether it runs, the queue, the current job and stage, active versions, recent failures."""
-    from agent.runner import status as agent_status
+    from agent.runtime import status as agent_status
 
     info = agent_status(_workspace())
     if as_json:

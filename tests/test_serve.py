@@ -105,7 +105,7 @@ def test_bad_requests_get_json_errors_and_the_server_keeps_serving(server, case)
 
 def test_documents_are_queued_as_jobs_for_the_agent(server):
     """POST /v1/documents queues a job (202) that `seal run` learns; GET /v1/jobs/{id} follows it."""
-    from agent.runner import run
+    from agent.runtime import run
 
     url, ws = server
     queued = httpx.post(url + "/v1/documents", json={"text": "# Quellmoor\nQuellmoor has 2,314 residents.",

@@ -12,7 +12,7 @@ from threading import Event
 
 import pytest
 
-from agent import runner
+from agent import runtime
 from agent.ingest import DocumentInput, checkpointer, learn
 from agent.workspace import Workspace
 from tests.conftest import DOCUMENT, QUESTIONS, seal
@@ -20,9 +20,9 @@ from tests.conftest import DOCUMENT, QUESTIONS, seal
 
 @pytest.fixture
 def agent(home, monkeypatch):
-    monkeypatch.setattr(runner, "SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(runtime, "SETTLE_SECONDS", 0.0)
     ws = Workspace.open()
-    folder = runner.inbox(ws)
+    folder = runtime.inbox(ws)
     folder.mkdir(parents=True)
     yield ws, folder
     ws.close()
@@ -37,7 +37,7 @@ def test_inbox_files_are_learned_once_and_a_bad_file_fails_with_its_reason(agent
     (folder / "a-blob.bin").write_bytes(b"\x00\x01 not text")
     (folder / "lighthouse.md").write_text(DOCUMENT)
     (folder / ".being-written.md").write_text("half a document")
-    runner.run(ws, Event(), once=True)
+    runtime.run(ws, Event(), once=True)
 
     assert sorted(p.name for p in (folder / "failed").iterdir()) == ["a-blob.bin", "a-blob.bin.reason"]
     assert "binary" in (folder / "failed" / "a-blob.bin.reason").read_text()
@@ -48,11 +48,11 @@ def test_inbox_files_are_learned_once_and_a_bad_file_fails_with_its_reason(agent
     assert done.result["status"] == "committed" and done.result["version"] == 1, done.result
     assert [v.documents for v in ws.store.versions()] == [[done.document_id]]
 
-    runner.run(ws, Event(), once=True)  # nothing new: nothing queued, nothing learned
+    runtime.run(ws, Event(), once=True)  # nothing new: nothing queued, nothing learned
     assert len(ws.store.jobs()) == 2 and len(ws.store.versions()) == 1
 
     (folder / "again.md").write_text(DOCUMENT)  # the same content dropped again is known, not learned twice
-    runner.run(ws, Event(), once=True)
+    runtime.run(ws, Event(), once=True)
     assert ws.store.jobs()[-1].result["status"] == "known" and len(ws.store.versions()) == 1
     assert sorted(p.name for p in (folder / "processed").iterdir()) == ["again.md", "lighthouse.md"]
     assert stages(ws, done.document_id).count("generate") == 1
@@ -62,13 +62,13 @@ def test_a_crash_after_learning_and_before_filing_away_is_finished_without_learn
     """The agent died after the document was committed, before its file moved and its job was marked done."""
     ws, folder = agent
     (folder / "lighthouse.md").write_text(DOCUMENT)
-    (job,) = runner.scan_inbox(ws)
+    (job,) = runtime.scan_inbox(ws)
     doc, _ = ws.store.add_document(job.text, job.source, job.title)
     ws.store.start_job(job.id, doc.id)
     with checkpointer(ws) as saver:
         assert learn(ws, DocumentInput(job.source, job.title, job.text), saver).status == "committed"
 
-    runner.run(ws, Event(), once=True)
+    runtime.run(ws, Event(), once=True)
     (job,) = ws.store.jobs()
     assert job.status == "done" and job.result["status"] == "committed", job.result
     assert [p.name for p in (folder / "processed").iterdir()] == ["lighthouse.md"] and not (folder / "lighthouse.md").exists()
@@ -98,7 +98,7 @@ def test_sigterm_during_adapt_stops_after_it_and_a_restart_finishes_without_repe
     ws = Workspace.open()
     (job,) = ws.store.jobs()
     assert job.status == "running" and ws.store.document(job.document_id).status == "pending"
-    assert runner.status(ws)["current"]["stage"] == "verify"
+    assert runtime.status(ws)["current"]["stage"] == "verify"
     assert stages(ws, job.document_id) == ["generate", "adapt"]
 
     again = subprocess.run([*cli, "run", "--once"], capture_output=True, text=True, env=env, timeout=300)
