@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from adapters_store.versions import KINDS, AdapterStore, sha256_file
+from adapters_store.versions import AdapterStore, lineages, sha256_file
 from memory import Store
 from memory.transfer import copy_rows
 from seal.errors import InputError, IntegrityError
@@ -49,8 +49,9 @@ def _backup(home: Path, store: Store, adapters: AdapterStore, destination: Path,
         with writer_lock(home):
             snapshot = Store(f"sqlite:///{work / 'seal.db'}")
             rows = copy_rows(store, snapshot)
-            versions = {kind: {v.number: v.files for v in snapshot.versions(kind) if not v.pruned} for kind in KINDS}
-            active = {kind: snapshot.active(kind) for kind in KINDS}
+            kinds = lineages(adapters.root, snapshot.kinds())
+            versions = {kind: {v.number: v.files for v in snapshot.versions(kind) if not v.pruned} for kind in kinds}
+            active = {kind: snapshot.active(kind) for kind in kinds}
             snapshot.close()
             copy = AdapterStore(work / "adapters")
             for kind, kept in versions.items():
@@ -82,7 +83,7 @@ def restore(home: Path, store: Store, adapters: AdapterStore, source: Path, mode
     None when the home has no config.toml, which then comes from the backup."""
     manifest = _checked_manifest(source)
     held = [f"{n} {table}" for table, n in store.row_counts().items() if n]
-    held += [f"{kind} adapters" for kind in KINDS if (adapters.root / kind).is_dir() and any(
+    held += [f"{kind} adapters" for kind in lineages(adapters.root, []) if (adapters.root / kind).is_dir() and any(
         (adapters.root / kind).iterdir())]
     if held:
         raise InputError(f"the home {home} already holds data ({', '.join(held)}); restore into an empty home "
@@ -95,7 +96,8 @@ def restore(home: Path, store: Store, adapters: AdapterStore, source: Path, mode
         saved = Store(f"sqlite:///{Path(scratch) / 'seal.db'}")  # upgraded here if it is from an older release
         saved_adapters = AdapterStore(source / "adapters")
         with writer_lock(home):
-            for kind in KINDS:
+            kinds = lineages(saved_adapters.root, saved.kinds())
+            for kind in kinds:
                 for v in saved.versions(kind):
                     if not v.pruned:
                         folder = saved_adapters.verified(kind, v.number, v.files)
@@ -105,7 +107,7 @@ def restore(home: Path, store: Store, adapters: AdapterStore, source: Path, mode
             copy_rows(saved, store)
             if model is None and (source / CONFIG).is_file():
                 shutil.copyfile(source / CONFIG, home / CONFIG)
-            for kind in KINDS:
+            for kind in kinds:
                 if saved.versions(kind) or saved.active(kind):
                     adapters.set_pointer(kind, saved.active(kind))
         saved.close()

@@ -14,7 +14,7 @@ from alembic.util import CommandError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from adapters_store.versions import KINDS, POINTER, VERSION, AdapterStore, version_name
+from adapters_store.versions import POINTER, VERSION, AdapterStore, lineages, version_name
 from memory import Store
 from seal.locking import learner_lock, writer_lock
 
@@ -39,7 +39,7 @@ def examine(store: Store, adapters: AdapterStore) -> list[Finding]:
             verdict = connection.execute(text("PRAGMA integrity_check")).scalar()
         if verdict != "ok":
             found.append(Finding(True, f"the SQLite file is damaged ({verdict}): restore a backup (`seal restore`)"))
-    for kind in KINDS:
+    for kind in lineages(adapters.root, store.kinds()):
         found += _lineage(store, adapters, kind)
     pending = store.pending_documents()
     for doc in pending:

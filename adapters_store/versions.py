@@ -1,4 +1,4 @@
-"""`AdapterStore`: <home>/adapters/<kind>/v0001/ holds adapter_model.safetensors, adapter_config.json
+"""`AdapterStore`: <home>/adapters/<kind>/v0001/ (kind: knowledge, policy, or task/<id>) holds adapter_model.safetensors, adapter_config.json
 and seal.json (parent, documents, config, metrics, sha256 of each file). A version is written to a
 temporary folder and renamed into place, so a reader never sees half of one."""
 
@@ -18,7 +18,8 @@ from seal.failpoints import failpoint
 
 METADATA = "seal.json"
 POINTER = "ACTIVE"
-KINDS = ("knowledge", "policy")
+KINDS = ("knowledge", "policy")  # the runtime's two lineages; each few-shot task adds its own, task/<id>
+TASK_LINEAGE = re.compile(r"^task/[A-Za-z0-9][A-Za-z0-9_.-]{0,26}$")  # fits the database's 32-character kind
 VERSION = re.compile(r"^v?(\d{1,6})$")
 
 
@@ -28,6 +29,20 @@ def parse_version(name: str) -> int:
     if match is None:
         raise InputError(f"{name!r} is not a version name; write it like v3 (v0 is the base model)")
     return int(match.group(1))
+
+
+def check_kind(kind: str) -> str:
+    """A lineage name, checked: knowledge, policy, or task/<id> (so no path ever leaves the adapter store)."""
+    if kind not in KINDS and not TASK_LINEAGE.match(kind):
+        raise InputError(f"unknown adapter lineage {kind!r}; use knowledge, policy, or task/<task id>")
+    return kind
+
+
+def lineages(root: Path, recorded: list[str]) -> list[str]:
+    """Every lineage a home has: the runtime's two, then each task's, from the database and from disk."""
+    on_disk = [f"task/{p.name}" for p in (root / "task").iterdir()] if (root / "task").is_dir() else []
+    tasks = sorted({k for k in [*recorded, *on_disk] if TASK_LINEAGE.match(k)})
+    return [*KINDS, *tasks]
 
 
 def version_name(number: int) -> str:
@@ -52,9 +67,7 @@ class AdapterStore:
         self.root = root
 
     def _kind_dir(self, kind: str) -> Path:
-        if kind not in KINDS:
-            raise InputError(f"unknown adapter lineage {kind!r}; use one of {', '.join(KINDS)}")
-        return self.root / kind
+        return self.root / check_kind(kind)
 
     def path(self, kind: str, number: int) -> Path:
         return self._kind_dir(kind) / version_name(number)

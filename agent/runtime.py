@@ -1,5 +1,6 @@
-"""The long-running agent (`seal run`): learns queued jobs one at a time — documents submitted with `seal submit`
-or `POST /v1/documents`, and files dropped into the inbox — and runs the policy update on its schedule.
+"""The long-running agent (`seal run`): learns queued jobs one at a time — documents and few-shot tasks submitted
+with `seal submit` or `POST /v1/documents`, and files dropped into the inbox — and runs the policy update on its
+schedule.
 
 SIGTERM or SIGINT stops it between stages: the stage in progress finishes and is checkpointed, the job stays
 `running`, and the next `seal run` resumes it where it stopped. Inbox files are learned exactly once: a file is
@@ -9,6 +10,7 @@ those steps is picked up again at the right one."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -16,7 +18,9 @@ from threading import Event
 
 from agent.graph import build_graph
 from agent.ingest import DocumentInput, checkpointer, learn, read_document, thread
+from agent import task_graph
 from agent.policy import maybe_update
+from agent.tasks import Task, dump_task, load_task, parse_task
 from agent.workspace import Workspace
 from memory import Job
 from seal.errors import SealError
@@ -29,14 +33,22 @@ def inbox(ws: Workspace) -> Path:
     return Path(ws.config.run.inbox).expanduser() if ws.config.run.inbox else ws.home / "inbox"
 
 
-def submit(ws: Workspace, item: DocumentInput, origin: str = "submit") -> Job:
-    """Queue a document for the agent."""
+def submit(ws: Workspace, item: DocumentInput | Task, origin: str = "submit", source: str = "") -> Job:
+    """Queue a document, or a few-shot task (from `source`), for the agent."""
+    if isinstance(item, Task):
+        return ws.store.add_job(origin, source or item.id, item.id, dump_task(item), kind="task")
     return ws.store.add_job(origin, item.source, item.title, item.text, [list(qa) for qa in item.questions])
 
 
+def read_item(path: str, max_bytes: int) -> DocumentInput | Task:
+    """A file to learn: a few-shot task (.json) or a document."""
+    return load_task(Path(path)) if path.endswith(".json") else read_document(path, max_bytes)
+
+
 def scan_inbox(ws: Workspace) -> list[Job]:
-    """Queue each new file in the inbox (names starting with '.' are ignored: write there, then rename); a
-    file that cannot be learned moves to failed/ at once, with its reason, and is recorded as a failed job."""
+    """Queue each new file in the inbox (.json: a few-shot task; else a document; names starting with '.' are
+    ignored: write there, then rename); a file that cannot be learned moves to failed/ at once, with its
+    reason, and is recorded as a failed job."""
     folder = inbox(ws)
     for sub in ("processed", "failed"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
@@ -48,13 +60,13 @@ def scan_inbox(ws: Workspace) -> list[Job]:
         if time.time() - path.stat().st_mtime < SETTLE_SECONDS:
             continue
         try:
-            item = read_document(str(path), ws.config.ingest.max_document_bytes)
+            item = read_item(str(path), ws.config.ingest.max_document_bytes)
         except SealError as e:
             ws.store.add_job("inbox", str(path), path.name, "", status="failed", error=str(e))
             file_away(path, folder / "failed", str(e))
             ws.progress("inbox", f"{path.name} → failed/: {e}")
             continue
-        queued.append(submit(ws, item, origin="inbox"))
+        queued.append(submit(ws, item, origin="inbox", source=str(path)))
         ws.progress("inbox", f"queued {path.name} as job {queued[-1].id}")
     return queued
 
@@ -78,10 +90,16 @@ def work(ws: Workspace, job: Job, stop: Event) -> bool:
     interrupted = job.status == "running"
     ws.progress("job", f"{'resuming' if interrupted else 'starting'} job {job.id}: {job.title}")
     try:
-        if interrupted and job.document_id is not None and ws.store.document(job.document_id).status != "pending":
+        if (interrupted and job.document_id is not None and job.kind == "document"
+                and ws.store.document(job.document_id).status != "pending"):
             # Its ingest finished (in the agent that stopped, or in `seal ingest --resume`); record it.
             doc = ws.store.document(job.document_id)
             result = {"document_id": doc.id, "status": doc.status, "version": ws.store.version_of_document(doc.id)}
+        elif job.kind == "task":  # learned in one go; an interrupted one starts over
+            task = parse_task(json.loads(job.text), job.title)
+            doc, _ = ws.store.add_document(dump_task(task), job.source, task.id, kind="task")
+            ws.store.start_job(job.id, doc.id)
+            result = asdict(task_graph.learn(ws, task, job.source))
         else:
             doc, _ = ws.store.add_document(item.text, item.source, item.title)
             ws.store.start_job(job.id, doc.id)

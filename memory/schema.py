@@ -18,11 +18,12 @@ class Base(DeclarativeBase):
 
 
 class Document(Base):
-    """A text the model was asked to learn; deduplicated by the sha256 of its content."""
+    """A text the model was asked to learn, or a few-shot task (its JSON); deduplicated by the sha256 of its content."""
 
     __tablename__ = "documents"
     id: Mapped[int] = mapped_column(primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16), default="document", server_default="document")  # document | task
     source: Mapped[str] = mapped_column(String(1024))
     title: Mapped[str] = mapped_column(String(256))
     text: Mapped[str] = mapped_column(Text)
@@ -74,8 +75,8 @@ class Trial(Base):
     new_after: Mapped[float]
     retention_before: Mapped[float | None]
     retention_after: Mapped[float | None]
-    general_before: Mapped[float]
-    general_after: Mapped[float]
+    general_before: Mapped[float | None]  # None for task trials: a task adapter only ever answers its task
+    general_after: Mapped[float | None]
     reward: Mapped[float]
     passed: Mapped[bool]
     decision: Mapped[str] = mapped_column(String(16))  # committed | passed | rejected
@@ -135,6 +136,7 @@ class Job(Base):
     __tablename__ = "jobs"
     id: Mapped[int] = mapped_column(primary_key=True)
     origin: Mapped[str] = mapped_column(String(16))  # submit | api | inbox
+    kind: Mapped[str] = mapped_column(String(16), default="document", server_default="document")  # document | task
     source: Mapped[str] = mapped_column(String(1024))  # for inbox jobs, the file's path in the inbox
     title: Mapped[str] = mapped_column(String(256))
     text: Mapped[str] = mapped_column(Text)

@@ -129,14 +129,14 @@ class Store:
 
     # ---- documents and probes -------------------------------------------------------------------
 
-    def add_document(self, text: str, source: str, title: str) -> tuple[Document, bool]:
-        """The document with this content, and whether it was new."""
+    def add_document(self, text: str, source: str, title: str, kind: str = "document") -> tuple[Document, bool]:
+        """The document (or task) with this content, and whether it was new."""
         sha = content_sha256(text)
         with self.session() as s:
             found = s.scalar(select(Document).where(Document.sha256 == sha))
             if found is not None:
                 return found, False
-            doc = Document(sha256=sha, source=source[:1024], title=title[:256], text=text)  # the columns' sizes
+            doc = Document(sha256=sha, kind=kind, source=source[:1024], title=title[:256], text=text)  # the columns' sizes
             s.add(doc)
             s.flush()
             return doc, True
@@ -304,6 +304,11 @@ class Store:
         with self.session() as s:
             return s.scalar(select(Active.number).where(Active.kind == kind)) or 0
 
+    def kinds(self) -> list[str]:
+        """The lineages that have versions or an active pointer."""
+        with self.session() as s:
+            return sorted(set(s.scalars(select(Version.kind).distinct())) | set(s.scalars(select(Active.kind))))
+
     def next_number(self, kind: str = "knowledge") -> int:
         with self.session() as s:
             return (s.scalar(select(func.max(Version.number)).where(Version.kind == kind)) or 0) + 1
@@ -352,10 +357,11 @@ class Store:
         with self.session() as s:
             return s.scalar(select(Version).where(Version.trial_id == trial_id))
 
-    def pending_documents(self) -> list[Document]:
-        """Documents whose ingest started and neither committed nor was rejected (interrupted)."""
+    def pending_documents(self, kind: str = "document") -> list[Document]:
+        """Documents (or tasks) whose learning started and neither committed nor was rejected (interrupted)."""
         with self.session() as s:
-            return list(s.scalars(select(Document).where(Document.status == "pending").order_by(Document.id)))
+            return list(s.scalars(select(Document).where(Document.status == "pending", Document.kind == kind)
+                                  .order_by(Document.id)))
 
     def reset_document(self, document_id: int) -> None:
         with self.session() as s:
@@ -433,10 +439,12 @@ class Store:
     # ---- the job queue of the long-running agent ------------------------------------------------
 
     def add_job(self, origin: str, source: str, title: str, text: str, questions: list[list[str]] | None = None,
-                status: str = "queued", error: str = "") -> Job:
-        """Queue a document for `seal run` (or, with status "failed", record one that could not be queued)."""
+                status: str = "queued", error: str = "", kind: str = "document") -> Job:
+        """Queue a document (or a task: its JSON) for `seal run`; with status "failed", record one that could
+        not be queued."""
         with self.session() as s:
-            job = Job(origin=origin, source=source[:1024], title=title[:256], text=text, questions=questions or [],
+            job = Job(origin=origin, kind=kind, source=source[:1024], title=title[:256], text=text,
+                      questions=questions or [],
                       status=status, error=error, finished_at=now() if status == "failed" else None)
             s.add(job)
             s.flush()

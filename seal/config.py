@@ -90,6 +90,18 @@ class IngestConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TasksConfig:
+    k: int = _help("Training plans (the self-edits of a few-shot task) sampled per task.", 2)
+    retries: int = _help("Extra samples for a plan that does not parse, per plan.", 2)
+    max_new_tokens: int = _help("Longest plan, in tokens.", 96)
+    max_train_tokens: int = _help("Budget: most tokens one plan may train on, all epochs (over it scores zero).", 6000)
+    held_out: int = _help("Demonstrations held out to score a plan (leave-one-out when 1).", 1)
+    min_accuracy: float = _help("Held-out accuracy a plan must reach (and no worse than without adaptation) to be "
+                                "committed.", 0.5)
+    answer_tokens: int = _help("Longest predicted output, in tokens.", 160)
+
+
+@dataclass(frozen=True, kw_only=True)
 class RemoteConfig:
     url: str = _help("OpenAI-compatible server that samples self-edits and answers probes (vLLM with runtime LoRA "
                      "loading, or `seal serve`), e.g. http://127.0.0.1:8001; empty means generate in this process.", "")
@@ -114,6 +126,7 @@ class Config:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     run: RunConfig = field(default_factory=RunConfig)
     remote: RemoteConfig = field(default_factory=RemoteConfig)
+    tasks: TasksConfig = field(default_factory=TasksConfig)
 
 
 def _problems(cfg: Config) -> list[str]:
@@ -135,7 +148,10 @@ def _problems(cfg: Config) -> list[str]:
                         ("self_edit.max_sequences", s.max_sequences), ("train.rank", t.rank),
                         ("train.alpha", t.alpha), ("train.epochs", t.epochs), ("train.batch_size", t.batch_size),
                         ("verify.answer_tokens", v.answer_tokens), ("ingest.max_document_bytes", i.max_document_bytes),
-                        ("policy.epochs", pol.epochs), ("policy.batch_size", pol.batch_size)):
+                        ("policy.epochs", pol.epochs), ("policy.batch_size", pol.batch_size),
+                        ("tasks.k", cfg.tasks.k), ("tasks.max_new_tokens", cfg.tasks.max_new_tokens),
+                        ("tasks.max_train_tokens", cfg.tasks.max_train_tokens), ("tasks.held_out", cfg.tasks.held_out),
+                        ("tasks.answer_tokens", cfg.tasks.answer_tokens)):
         if value < 1:
             p.append(f"{name} = {value}: must be at least 1")
     if s.max_sequence_tokens < 16:
@@ -156,12 +172,14 @@ def _problems(cfg: Config) -> list[str]:
         p.append(f"policy.learning_rate = {pol.learning_rate}: must be in (0, 1)")
     if cfg.remote.url and not cfg.remote.url.startswith(("http://", "https://")):
         p.append(f"remote.url = {cfg.remote.url!r}: use an http:// or https:// URL, or empty for in-process generation")
+    if not 0 <= cfg.tasks.min_accuracy <= 1:
+        p.append(f"tasks.min_accuracy = {cfg.tasks.min_accuracy}: a fraction in [0, 1]")
     if not 0 < cfg.run.poll_seconds <= 3600:
         p.append(f"run.poll_seconds = {cfg.run.poll_seconds}: must be in (0, 3600]")
     if pol.max_tokens < 64:
         p.append(f"policy.max_tokens = {pol.max_tokens}: must be at least 64")
     for name, value in (("train.replay", t.replay), ("verify.retention_probes", v.retention_probes),
-                        ("verify.generated_probes", v.generated_probes),
+                        ("verify.generated_probes", v.generated_probes), ("tasks.retries", cfg.tasks.retries),
                         ("policy.update_every_documents", pol.update_every_documents),
                         ("policy.update_every_positive", pol.update_every_positive)):
         if value < 0:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent import tasks
-from agent.tasks import Example, TaskConfig
+from agent.tasks import Example, TrainingPlan
 from seal.errors import InputError
 
 GRIDS = st.integers(1, 6).flatmap(lambda h: st.integers(1, 6).flatmap(
@@ -28,8 +28,8 @@ def grid(rows):
 
 @settings(max_examples=300, deadline=None)
 @given(CONFIGS, st.text(max_size=20))
-def test_valid_configurations_parse_to_what_they_say(data, chatter):
-    config = tasks.parse_config(f"{chatter.replace('{', '')} {json.dumps(data)} trailing", grids=True)
+def test_valid_plans_parse_to_what_they_say(data, chatter):
+    config = tasks.parse_plan(f"{chatter.replace('{', '')} {json.dumps(data)} trailing", grids=True)
     for key, value in data.items():
         expected = tuple(dict.fromkeys(value)) if key == "augmentations" else value
         assert getattr(config, key) == expected, key
@@ -39,25 +39,25 @@ def test_valid_configurations_parse_to_what_they_say(data, chatter):
 @given(st.one_of(JSON.map(json.dumps), st.text(max_size=60), CONFIGS.map(json.dumps)), st.booleans())
 def test_anything_else_is_a_clear_error_never_a_crash(text, grids):
     try:
-        config = tasks.parse_config(text, grids=grids)
+        config = tasks.parse_plan(text, grids=grids)
     except InputError as e:
         assert str(e) and "\n" not in str(e)
         return
-    assert isinstance(config, TaskConfig) and (grids or not config.augmentations)
+    assert isinstance(config, TrainingPlan) and (grids or not config.augmentations)
 
 
 @pytest.mark.parametrize("text, problem", [
     ('{"epochs": 50}', "epochs"), ('{"learning_rate": true}', "learning_rate"), ('{"augmentations": "flips"}', "list"),
     ('{"augmentations": ["shear"]}', "do not apply"), ('{"lr": 0.1}', "unknown keys"), ('{"loss": "inputs"}', "loss"),
     ("no json here", "no JSON"), ('{"epochs": 2', "not valid JSON")])
-def test_invalid_configurations_say_what_is_wrong(text, problem):
+def test_invalid_plans_say_what_is_wrong(text, problem):
     with pytest.raises(InputError, match=problem):
-        tasks.parse_config(text, grids=True)
+        tasks.parse_plan(text, grids=True)
 
 
 def test_text_tasks_take_no_grid_tools():
     with pytest.raises(InputError, match="text task"):
-        tasks.parse_config('{"augmentations": ["flips"]}', grids=False)
+        tasks.parse_plan('{"augmentations": ["flips"]}', grids=False)
 
 
 @given(GRIDS, st.sampled_from(sorted(tasks.GEOMETRIC)), st.integers(0, 1000))
@@ -85,17 +85,17 @@ def test_vote_maps_predictions_back_and_takes_the_majority():
 
 def test_training_set_and_folds():
     demos = tuple(Example(grid([[i]]), grid([[i + 1]])) for i in range(3))
-    pairs = tasks.training_set(demos, TaskConfig(augmentations=("flips",), permutations=1), seed=0)
+    pairs = tasks.training_set(demos, TrainingPlan(augmentations=("flips",), permutations=1), seed=0)
     assert len(pairs) == 3 * 3 * 2  # 3 views (original + 2 flips) x 3 queries x (original order + 1 permutation)
     messages, completion = pairs[0]
     assert "Input:\n1\nOutput:\n2" in messages[0]["content"] and messages[0]["content"].endswith("Input:\n0\nOutput:")
     assert completion == "1"
-    assert len(tasks.training_set(demos, TaskConfig(context="none"), seed=0)) == 3
+    assert len(tasks.training_set(demos, TrainingPlan(context="none"), seed=0)) == 3
     for train, held in tasks.folds(demos, 2):
         assert held not in train and len(train) == 2
     assert [held.input for _, held in tasks.folds(demos, 2)] == [grid([[1]]), grid([[2]])]
     with pytest.raises(InputError, match="over budget"):
-        tasks.check_budget(TaskConfig(epochs=3), [100] * 10, max_tokens=2_000)
+        tasks.check_budget(TrainingPlan(epochs=3), [100] * 10, max_tokens=2_000)
 
 
 def test_task_files_are_checked(tmp_path):

@@ -1,0 +1,108 @@
+"""Learning a few-shot task on the tiny model, end to end: plans sampled (one valid, one not JSON, one over
+the training budget), each trained and scored on the held-out demonstration or scored zero with its reason,
+the best committed in the task's own lineage (task/<id>), solved from it, known when learned again, and the
+home still consistent for `seal doctor`."""
+
+import json
+
+import pytest
+
+from agent import task_graph, tasks
+from agent.workspace import Workspace
+from model_runtime import LanguageModel
+from seal import config as seal_config
+
+TASK = {"train": [{"input": "abc", "output": "ABC"}, {"input": "dog", "output": "DOG"},
+                  {"input": "sun", "output": "SUN"}],
+        "test": [{"input": "cat", "output": "CAT"}, {"input": "hat"}]}
+VALID = '{"permutations": 1, "context": "leave_one_out", "loss": "outputs", "learning_rate": 0.003, "epochs": 2}'
+HUGE = '{"permutations": 3, "epochs": 10}'
+
+
+@pytest.fixture
+def plans(monkeypatch):
+    """The policy's plan samples, in order (the tiny model cannot write JSON); every other generation is real."""
+    queue = []
+    real = LanguageModel.generate
+
+    def generate(self, prompts, **kwargs):
+        if "Choose how to train" in prompts[0]:
+            return [queue.pop(0) for _ in prompts]
+        return real(self, prompts, **kwargs)
+
+    monkeypatch.setattr(LanguageModel, "generate", generate)
+    return queue
+
+
+def test_a_task_is_learned_committed_in_its_lineage_and_solved(home, plans, tmp_path):
+    (tmp_path / "upper.json").write_text(json.dumps(TASK))
+    task = tasks.load_task(tmp_path / "upper.json")
+    cfg = seal_config.load({"tasks": {"k": 3, "retries": 1, "min_accuracy": 0.0, "max_train_tokens": 5000}})
+    ws = Workspace.open(cfg)
+    plans += [VALID, "sure! here is my plan", "still no json", HUGE]  # plan 2 is retried once, then kept invalid
+
+    result = task_graph.learn(ws, task, "upper.json")
+    assert result.status == "committed" and result.version == 1, result
+    by_plan = {ws.store.self_edit(t.self_edit_id).text: t for t in ws.store.trials(result.document_id)}
+    assert set(by_plan) == {VALID, "still no json", HUGE}
+    assert by_plan[VALID].decision == "committed" and by_plan[VALID].tokens > 0
+    assert "no JSON object" in by_plan["still no json"].reason and by_plan["still no json"].reward == 0
+    assert "over budget" in by_plan[HUGE].reason and by_plan[HUGE].tokens == 0
+    held = by_plan[VALID].scores["held_out"]
+    assert [r["input"] for r in held] == ["sun"], "the last demonstration is held out and not trained on"
+
+    version = ws.store.version(1, "task/upper")
+    assert version.metrics["plan"]["permutations"] == 1 and version.documents == [result.document_id]
+    assert (home / "adapters" / "task" / "upper" / "v0001" / "adapter_model.safetensors").exists()
+    assert ws.store.active("task/upper") == 1 and ws.store.active("knowledge") == 0
+
+    answers, number = task_graph.solve(ws, task)
+    assert number == 1 and len(answers) == 2 and all(isinstance(a, str) for a in answers)
+    assert task_graph.learn(ws, task, "upper.json").status == "known"
+
+
+def test_doctor_and_versions_see_task_lineages(home, plans, tmp_path, capsys, monkeypatch):
+    from tests.conftest import seal
+
+    (tmp_path / "upper.json").write_text(json.dumps(TASK))
+    ws = Workspace.open(seal_config.load({"tasks": {"k": 1, "min_accuracy": 0.0}}))
+    plans.append(VALID)
+    assert task_graph.learn(ws, tasks.load_task(tmp_path / "upper.json"), "upper.json").version == 1
+    (home / "adapters" / "task" / "upper" / "v0007").mkdir()  # a write that never reached the database
+    run = lambda *a: seal(home, *a, capsys=capsys, monkeypatch=monkeypatch)  # noqa: E731
+    report = json.loads(run("doctor", "--json").stdout)
+    assert [f for f in report["findings"] if f["problem"] and "v0007" in f["what"]], report
+    assert run("doctor", "--repair").returncode == 0 and run("doctor").returncode == 0
+    listing = json.loads(run("versions", "list", "--kind", "task/upper", "--json").stdout)
+    assert [v["version"] for v in listing["versions"]] == [1] and listing["active"] == 1
+    assert run("versions", "list", "--kind", "task/../etc").returncode == 1
+
+
+def test_task_commands_and_the_queue(home, plans, tmp_path, capsys, monkeypatch):
+    """`seal task learn` / `seal task solve`; a task file submitted (or dropped in the inbox) is learned by
+    `seal run`; bad input is one line and exit 1."""
+    from tests.conftest import seal
+
+    run = lambda *a: seal(home, *a, capsys=capsys, monkeypatch=monkeypatch)  # noqa: E731
+    (tmp_path / "upper.json").write_text(json.dumps(TASK))
+    (tmp_path / "broken.json").write_text('{"train": [')
+    plans += [VALID, VALID]
+    learned = run("--set", "tasks.k=1", "--set", "tasks.min_accuracy=0", "task", "learn", str(tmp_path / "upper.json"))
+    assert learned.returncode == 0 and "committed · task/upper v1" in learned.stdout.decode(), learned.stdout
+    solved = json.loads(run("task", "solve", str(tmp_path / "upper.json"), "--json").stdout)
+    assert solved["version"] == 1 and [r["input"] for r in solved["answers"]] == ["cat", "hat"]
+    assert solved["answers"][1]["correct"] is None and isinstance(solved["answers"][0]["correct"], bool)
+
+    for args, problem in [(("task", "learn"), "one of them"), (("task", "solve", str(tmp_path / "nope.json")), "no such file"),
+                          (("task", "learn", str(tmp_path / "broken.json")), "not a readable JSON"),
+                          (("task", "learn", "--arc", "zzzzzzzz"), "no ARC task")]:
+        bad = run(*args)
+        assert bad.returncode == 1 and problem in bad.stderr.decode() and len(bad.stderr.decode().splitlines()) == 1
+
+    (tmp_path / "lower.json").write_text(json.dumps({**TASK, "train": [{"input": "ABC", "output": "abc"},
+                                                                       {"input": "XY", "output": "xy"}]}))
+    assert run("submit", str(tmp_path / "lower.json")).returncode == 0
+    assert run("--set", "tasks.k=1", "--set", "tasks.min_accuracy=0", "run", "--once").returncode == 0
+    info = json.loads(run("status", "--json").stdout)
+    assert info["queue"] == {"done": 1} and info["errors"] == [], info
+    assert Workspace.open().store.active("task/lower") == 1
