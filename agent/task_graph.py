@@ -37,11 +37,13 @@ from seal.errors import InputError
 from seal.locking import writer_lock
 
 FORMAT = "task_plan"
+GIVEN = -1  # the policy version recorded for a plan the user gave (never selected for a policy update)
 
 
 class TaskState(TypedDict, total=False):
     document_id: int  # the task, stored as a document of kind "task"
     collect: bool  # score the plans, commit nothing (policy data)
+    given_plan: str  # a plan the user chose: the only candidate, and no policy data
     candidates: list[int]  # self-edit ids (plans), tried in order
     current: int
     candidate_dir: str  # the current plan's adapter ("" when the plan trained nothing)
@@ -103,9 +105,12 @@ def plan(state: TaskState, runtime: Runtime[Workspace]) -> TaskState:
     task = task_of(ws, doc.id)
     policy = ws.store.active("policy")
     prompt = ws.engine.chat_prompt(tasks.plan_messages(task))
-    ws.progress("plan", f"sampling {tc.k} training plan(s)")
     seed, texts = document_seed(doc.sha256, se.seed), []
-    for i in range(tc.k):
+    if state.get("given_plan"):
+        texts, policy = [state["given_plan"]], GIVEN
+    else:
+        ws.progress("plan", f"sampling {tc.k} training plan(s)")
+    for i in range(0 if texts else tc.k):
         # A plan that does not parse is sampled again, at most `retries` times; the last try is kept either way.
         for attempt in range(tc.retries + 1):
             text = ws.engine.generate([prompt], adapter=ws.attach("policy", policy), max_new_tokens=tc.max_new_tokens,
@@ -239,10 +244,10 @@ def commit(state: TaskState, runtime: Runtime[Workspace]) -> TaskState:
 
 # ---- entry points ----------------------------------------------------------------------------------
 
-def learn(ws: Workspace, task: Task, source: str, collect: bool = False) -> IngestResult:
+def learn(ws: Workspace, task: Task, source: str, collect: bool = False, plan_text: str = "") -> IngestResult:
     """Learn a task: its plans tried, the best committed as the next version of `task/<id>` (with `collect`,
-    only scored, as policy data). A task whose active version already learned these very demonstrations is
-    reported as known."""
+    only scored, as policy data; with `plan_text`, that plan instead of the policy's). A task whose active
+    version already learned these very demonstrations is reported as known."""
     start = time.perf_counter()
     with learning(ws), checkpointer(ws) as saver:
         doc, _ = ws.store.add_document(tasks.dump_task(task), source, task.id, kind="task")
@@ -253,8 +258,8 @@ def learn(ws: Workspace, task: Task, source: str, collect: bool = False) -> Inge
         ws.store.reset_document(doc.id)
         config = {"configurable": {"thread_id": f"task-{doc.sha256}"}}
         saver.delete_thread(config["configurable"]["thread_id"])
-        state = build_task_graph(saver).invoke({"document_id": doc.id, "collect": collect}, config, context=ws,
-                                               durability="sync")
+        inputs = {"document_id": doc.id, "collect": collect, "given_plan": plan_text}
+        state = build_task_graph(saver).invoke(inputs, config, context=ws, durability="sync")
     doc = ws.store.document(doc.id)
     ran = {t["trial_id"] for t in state.get("trials", [])}
     trials = [t for t in ws.store.trials(doc.id) if t.id in ran]

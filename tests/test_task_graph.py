@@ -95,9 +95,18 @@ def test_task_commands_and_the_queue(home, plans, tmp_path, capsys, monkeypatch)
 
     for args, problem in [(("task", "learn"), "one of them"), (("task", "solve", str(tmp_path / "nope.json")), "no such file"),
                           (("task", "learn", str(tmp_path / "broken.json")), "not a readable JSON"),
-                          (("task", "learn", "--arc", "zzzzzzzz"), "no ARC task")]:
+                          (("task", "learn", "--arc", "zzzzzzzz"), "no ARC task"),
+                          (("task", "learn", str(tmp_path / "upper.json"), "--plan", '{"epochs": 99}'), "epochs")]:
         bad = run(*args)
         assert bad.returncode == 1 and problem in bad.stderr.decode() and len(bad.stderr.decode().splitlines()) == 1
+
+    (tmp_path / "title.json").write_text(json.dumps({**TASK, "train": [{"input": "ab cd", "output": "Ab Cd"},
+                                                                       {"input": "ef", "output": "Ef"}]}))
+    given = run("--set", "tasks.min_accuracy=0", "task", "learn", str(tmp_path / "title.json"), "--plan", "default")
+    assert given.returncode == 0 and "committed · task/title v1" in given.stdout.decode(), given.stdout
+    store = Workspace.open().store
+    (trial,) = store.trials(store.version(1, "task/title").documents[0])
+    assert store.self_edit(trial.self_edit_id).policy_version == task_graph.GIVEN, "a given plan is no policy data"
 
     (tmp_path / "lower.json").write_text(json.dumps({**TASK, "train": [{"input": "ABC", "output": "abc"},
                                                                        {"input": "XY", "output": "xy"}]}))
