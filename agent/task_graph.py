@@ -98,20 +98,13 @@ def answer(ws: Workspace, shots: list[Example], query: tasks.Value, adapter: str
 
 # ---- the stages ------------------------------------------------------------------------------------
 
-def plan(state: TaskState, runtime: Runtime[Workspace]) -> TaskState:
-    ws = runtime.context
-    start, tc, se = time.perf_counter(), ws.config.tasks, ws.config.self_edit
-    doc = ws.store.document(state["document_id"])
-    task = task_of(ws, doc.id)
-    policy = ws.store.active("policy")
+def sample_plans(ws: Workspace, task: Task, k: int, policy: int, seed: int) -> tuple[str, list[str]]:
+    """The plan prompt and `k` plans sampled from policy version `policy`. A plan that does not parse is
+    sampled again, at most `tasks.retries` times; the last try is kept either way (it then scores zero)."""
+    tc, se = ws.config.tasks, ws.config.self_edit
     prompt = ws.engine.chat_prompt(tasks.plan_messages(task))
-    seed, texts = document_seed(doc.sha256, se.seed), []
-    if state.get("given_plan"):
-        texts, policy = [state["given_plan"]], GIVEN
-    else:
-        ws.progress("plan", f"sampling {tc.k} training plan(s)")
-    for i in range(0 if texts else tc.k):
-        # A plan that does not parse is sampled again, at most `retries` times; the last try is kept either way.
+    texts = []
+    for i in range(k):
         for attempt in range(tc.retries + 1):
             text = ws.engine.generate([prompt], adapter=ws.attach("policy", policy), max_new_tokens=tc.max_new_tokens,
                                       temperature=se.temperature, top_p=se.top_p, seed=seed + 1000 * attempt + i)[0]
@@ -121,6 +114,21 @@ def plan(state: TaskState, runtime: Runtime[Workspace]) -> TaskState:
             except InputError:
                 continue
         texts.append(text)
+    return prompt, texts
+
+
+def plan(state: TaskState, runtime: Runtime[Workspace]) -> TaskState:
+    ws = runtime.context
+    start = time.perf_counter()
+    doc = ws.store.document(state["document_id"])
+    task = task_of(ws, doc.id)
+    policy = ws.store.active("policy")
+    if state.get("given_plan"):
+        prompt, texts, policy = ws.engine.chat_prompt(tasks.plan_messages(task)), [state["given_plan"]], GIVEN
+    else:
+        ws.progress("plan", f"sampling {ws.config.tasks.k} training plan(s)")
+        prompt, texts = sample_plans(ws, task, ws.config.tasks.k, policy,
+                                     document_seed(doc.sha256, ws.config.self_edit.seed))
     rows = ws.store.add_self_edits([SelfEdit(document_id=doc.id, policy_version=policy, format=FORMAT, prompt=prompt,
                                              text=text, sequences=[]) for text in texts])
     ws.store.add_event("stage", doc.id, {"stage": "plan", "seconds": time.perf_counter() - start})

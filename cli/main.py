@@ -674,6 +674,30 @@ def bench_speed(
     console.print(f"[dim]results: {out / stem}.json, .md[/]")
 
 
+@bench_app.command("tasks")
+def bench_tasks(
+    n: Annotated[int, typer.Option(help="ARC tasks scored (the smallest that pass the selection rule).")] = 8,
+    rl_tasks: Annotated[int, typer.Option(help="Further tasks for the ReST-EM round (not scored).")] = 8,
+    k: Annotated[int, typer.Option(help="Plans sampled per RL task.")] = 3,
+    max_side: Annotated[int, typer.Option(help="Largest grid side of a selected task.")] = 10,
+    out: Annotated[Path, typer.Option(help="Directory for the JSON and markdown results.")] = DEFAULT_RESULTS,
+) -> None:
+    """Few-shot ARC tasks: in context, test-time training with the default plan, with the policy's plan, after one
+    ReST-EM round, and the best of a fixed set of plans (oracle); success rate and CPU time per task."""
+    from benchmarks import report, tasks as task_bench
+
+    if n < 1 or rl_tasks < 0 or k < 1 or max_side < 1:
+        raise SealError("--n, --k and --max-side must be at least 1, --rl-tasks at least 0")
+    cfg, lm = _bench_model()
+    stem = f"tasks-arc-n{n}"
+    args = {"n": n, "rl_tasks": rl_tasks, "k": k, "max_side": max_side}
+    with _bench_progress("tasks") as progress:
+        task_bench.run(lm, cfg, n, rl_tasks, k, max_side, home=seal_config.home() / "bench" / stem, out=out,
+                       stem=stem, provenance=report.provenance(cfg, args), progress=progress)
+    _print_markdown(out / f"{stem}.md")
+    console.print(f"[dim]results: {out / stem}.json, .md[/]")
+
+
 def _rl_documents(paths: list[str], data: Optional[Path], split: str, n: int, offset: int) -> list[Any]:
     """Documents from files (probes written by the model) or from SQuAD-shaped records (their questions)."""
     from agent.ingest import DocumentInput, read_document

@@ -10,6 +10,7 @@ import random
 import pytest
 
 from benchmarks import continual, report, squad
+from benchmarks import tasks as tasks_bench
 from cli.main import main
 from seal.errors import InputError
 
@@ -154,3 +155,17 @@ def test_serving_benchmark_smoke(tmp_path, tiny_model_dir, monkeypatch):
     result = json.loads((tmp_path / "out" / "serve-throughput.json").read_text())
     assert code == 0 and result["steady"]["requests"] > 0 and result["swapping"]["failed"] == 0, result["swaps"]
     assert [s["to"] for s in result["swaps"]["events"]] == [1, 2] and result["swaps"]["median_switch_seconds"] is not None
+
+
+def test_bench_tasks_on_tiny_model(home, tmp_path, capsys):
+    """`seal bench tasks` at smoke size: one ARC task under all five conditions (the tiny model writes no valid
+    plan, so both policy conditions fail and say why), one RL task, the selection rule recorded."""
+    code, stdout, err = run_cli(["bench", "tasks", "--n", "1", "--rl-tasks", "1", "--k", "1", "--max-side", "3",
+                                 "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    result = json.loads((tmp_path / "tasks-arc-n1.json").read_text())
+    (row,) = result["tasks"]
+    assert set(result["summary"]) == set(tasks_bench.CONDITIONS) and all(c in row for c in tasks_bench.CONDITIONS)
+    assert row["policy v0 plan"]["invalid"] and not row["policy v0 plan"]["solved"]
+    assert result["rl_round"]["tasks"] == 1 and result["selection"]["max_side"] == 3
+    assert "solved" in stdout
