@@ -2,8 +2,8 @@
 
 `seal` is the active knowledge version, looked up on every request, so a commit or a rollback made by any
 process is served from the next request on, without a restart; `seal@vN` pins a version. A request
-resolves its version once, at its start, and finishes on it. One model serves every request: generation
-is serialised (the 2-core CPU has nothing to gain from interleaving), everything else answers at once.
+resolves its version once, at its start, and finishes on it. One model serves every request, on one decoding
+thread that batches concurrent greedy requests (`api/batcher.py`); everything else answers at once.
 `POST /v1/documents` queues a document for `seal run` (the agent, a separate process) and `GET /v1/jobs/{id}`
 follows it. Errors are JSON in OpenAI's shape: {"error": {"message", "type", "param", "code"}}."""
 
@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters_store import parse_version
 from agent.ingest import DocumentInput, check_text, title_of
+from api.batcher import Batcher, Request
 from agent.runtime import submit
 from agent.versions import list_versions, resolve, rollback
 from agent.workspace import Workspace
@@ -109,7 +110,8 @@ def _job(job: Job) -> dict[str, Any]:
 
 def create_app(ws: Workspace, api_key: str | None = None, max_tokens_limit: int = 1024) -> FastAPI:
     app = FastAPI(title="seal", version="1", docs_url=None, redoc_url=None)
-    generating = threading.Lock()
+    generating = threading.Lock()  # held while decoding, and while adapters are loaded or unloaded
+    batcher = Batcher(lambda: ws.engine, generating)
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Any:
@@ -180,11 +182,9 @@ def create_app(ws: Workspace, api_key: str | None = None, max_tokens_limit: int 
         return tokens
 
     def run(prompt: str, model: str, number: int | None, body: Sampling, max_tokens: int) -> Iterator[str]:
-        """Decode on a target under the generation lock (held until the stream ends or is closed)."""
-        penalty = {} if body.repetition_penalty is None else {"repetition_penalty": body.repetition_penalty}
-        with generating:
-            yield from ws.engine.stream(prompt, adapter=adapter(model, number), max_new_tokens=max_tokens,
-                                        temperature=body.temperature, top_p=body.top_p, seed=body.seed, **penalty)
+        """Decode on a target: queued for the decoding thread, which batches concurrent greedy requests."""
+        yield from batcher.submit(Request(prompt, model, lambda: adapter(model, number), max_tokens, body.temperature,
+                                          body.top_p, body.seed, body.repetition_penalty))
 
     def usage(prompt: str, text: str) -> dict[str, int]:
         p, c = len(ws.engine.tokenizer(prompt)["input_ids"]), len(ws.engine.tokenizer(text)["input_ids"])

@@ -3,6 +3,7 @@ left padding, sampling, stop on end-of-turn and a repetition guard; token stream
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +13,9 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors.torch import load_file, save_file
 from seal.errors import IntegrityError
-from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase, TextIteratorStreamer
+from transformers import (GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase, StoppingCriteria,
+                          StoppingCriteriaList, TextIteratorStreamer)
+from transformers.generation.streamers import BaseStreamer
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -132,6 +135,15 @@ class LanguageModel:
             repetition_penalty=repetition_penalty, eos_token_id=self.stop_ids,
             pad_token_id=self.tokenizer.pad_token_id)
 
+    def encode_left_padded(self, prompts: list[str]) -> dict[str, torch.Tensor]:
+        """Token ids and attention mask of a batch, padded on the left. Padded by hand: asking the fast tokenizer
+        to pad switches padding on in its shared state, which a concurrent unpadded call (a server counting
+        tokens) switches off mid-way."""
+        ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        width, pad = max(map(len, ids)), self.tokenizer.pad_token_id
+        return {"input_ids": torch.tensor([[pad] * (width - len(x)) + x for x in ids]),
+                "attention_mask": torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])}
+
     @torch.inference_mode()
     def generate(self, prompts: list[str], *, adapter: str | None | list[str | None] = None, max_new_tokens: int = 64,
                  temperature: float = 0.0, top_p: float = 1.0, repetition_penalty: float = 1.0,
@@ -146,7 +158,7 @@ class LanguageModel:
         with self.using("*" if mixed else None if isinstance(adapter, list) else adapter) as module:
             for start in range(0, len(prompts), batch_size):
                 batch = prompts[start:start + batch_size]
-                enc = self.tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False)
+                enc = self.encode_left_padded(batch)
                 if mixed:
                     enc["adapter_names"] = [a or "__base__" for a in adapter[start:start + batch_size]]
                 torch.manual_seed(seed + start)
@@ -179,3 +191,91 @@ class LanguageModel:
         thread.join()
         if errors:
             raise errors[0]
+
+    @torch.inference_mode()
+    def stream_rows(self, prompts: list[str], *, adapters: list[str | None], max_new_tokens: list[int],
+                    repetition_penalty: float = 1.1) -> Iterator[tuple[int, str | None]]:
+        """Greedy-decode several prompts together, each on its own adapter (None: the base model), and yield
+        (row, piece) as each row's text grows, then (row, None) when that row is done (a stop token, or its own
+        `max_new_tokens`). One forward pass per step serves every row: a server answers concurrent requests
+        at batch speed. Must be consumed to the end (it holds the model meanwhile)."""
+        enc = self.encode_left_padded(prompts)
+        mixed = self.peft is not None and any(a is not None for a in adapters)
+        if mixed:
+            enc["adapter_names"] = [a or "__base__" for a in adapters]
+        config = self._generation_config(max(max_new_tokens), 0.0, 1.0, repetition_penalty)
+        rows = _Rows(self.tokenizer, self.stop_ids, max_new_tokens)
+        stop = StoppingCriteriaList([_RowLimits(enc["input_ids"].shape[1], max_new_tokens)])
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with self.using("*" if mixed else None) as module, torch.inference_mode():
+                    module.generate(**enc, generation_config=config, streamer=rows, stopping_criteria=stop)
+            except BaseException as e:  # re-raised in the consumer's thread below
+                errors.append(e)
+                rows.end()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        yield from rows
+        thread.join()
+        if errors:
+            raise errors[0]
+
+
+class _RowLimits(StoppingCriteria):
+    """Each row stops at its own token limit (generate stops rows at stop tokens itself)."""
+
+    def __init__(self, prompt_length: int, limits: list[int]):
+        self.prompt_length, self.limits = prompt_length, torch.tensor(limits)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+        return torch.full_like(self.limits, input_ids.shape[1] - self.prompt_length, dtype=torch.long) >= self.limits
+
+
+class _Rows(BaseStreamer):
+    """Receives each decoding step's tokens for the whole batch; queues (row, text piece) and (row, None)."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, stop_ids: list[int], limits: list[int]):
+        self.tokenizer, self.stop_ids, self.limits = tokenizer, set(stop_ids), limits
+        self.ids: list[list[int]] = [[] for _ in limits]
+        self.sent = [0] * len(limits)
+        self.done = [False] * len(limits)
+        self.prompt_seen = False
+        self.queue: queue.Queue = queue.Queue()
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.prompt_seen:  # generate hands over the prompt first
+            self.prompt_seen = True
+            return
+        for row, token in enumerate(value.reshape(-1).tolist()):
+            if self.done[row]:
+                continue
+            if token in self.stop_ids:
+                self._finish(row)
+                continue
+            self.ids[row].append(token)
+            text = self.tokenizer.decode(self.ids[row], skip_special_tokens=True)
+            if not text.endswith("\ufffd") and len(text) > self.sent[row]:  # an incomplete character waits
+                self.queue.put((row, text[self.sent[row]:]))
+                self.sent[row] = len(text)
+            if len(self.ids[row]) >= self.limits[row]:
+                self._finish(row)
+
+    def _finish(self, row: int) -> None:
+        text = self.tokenizer.decode(self.ids[row], skip_special_tokens=True)
+        if len(text) > self.sent[row]:
+            self.queue.put((row, text[self.sent[row]:]))
+        self.done[row] = True
+        self.queue.put((row, None))
+
+    def end(self) -> None:
+        for row in range(len(self.done)):
+            if not self.done[row]:
+                self._finish(row)
+        self.queue.put(None)
+
+    def __iter__(self) -> Iterator[tuple[int, str | None]]:
+        while (item := self.queue.get()) is not None:
+            yield item

@@ -140,6 +140,31 @@ def test_adapters_load_by_path_and_answer_by_name(server):
     assert httpx.post(url + "/v1/completions", json={**ask, "model": "mine"}).status_code == 404
 
 
+def test_concurrent_greedy_requests_decode_together_and_answer_as_alone(server, monkeypatch):
+    """Six clients at once, on two versions and with different max_tokens: the server decodes them in shared
+    batches, and each gets exactly the reply it gets when it asks alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from model_runtime import LanguageModel
+
+    url, _ = server
+    asks = [{"model": m, "max_tokens": n, "messages": [{"role": "user", "content": q}]}
+            for m, n, q in [("seal@v0", 6, "Who built it?"), ("seal@v1", 8, "Who built it?"), ("seal@v1", 4, "When?"),
+                            ("seal@v0", 8, "Tell me more."), ("seal", 5, "Where?"), ("seal@v1", 7, "Why?")]]
+    alone = [httpx.post(url + "/v1/chat/completions", json=a).json()["choices"][0]["message"]["content"] for a in asks]
+    batches, real = [], LanguageModel.stream_rows
+
+    def counted(self, prompts, **kwargs):
+        batches.append(len(prompts))
+        yield from real(self, prompts, **kwargs)
+
+    monkeypatch.setattr(LanguageModel, "stream_rows", counted)
+    with ThreadPoolExecutor(6) as pool:
+        together = list(pool.map(lambda a: httpx.post(url + "/v1/chat/completions", json=a, timeout=60).json(), asks))
+    assert [r["choices"][0]["message"]["content"] for r in together] == alone
+    assert batches and max(batches) > 1, f"no batch was shared: {batches}"
+
+
 def test_malformed_and_oversized_bodies(server):
     url, _ = server
     broken = httpx.post(url + "/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"})

@@ -108,3 +108,24 @@ def test_bfloat16_weights_generate_and_train(tiny_model_dir):
     result = train_lora(lm, "first", [TrainingExample("", "Morwen Hale built the lighthouse in 1847.")], cfg)
     assert result.steps == 2 and all(loss == loss for loss in result.losses), "losses must be finite numbers"
     assert len(lm.generate([lm.chat_prompt([{"role": "user", "content": "Who?"}])], adapter="first", max_new_tokens=4)) == 1
+
+
+def test_rows_stream_what_each_row_decodes_alone(tiny_model_dir):
+    """stream_rows decodes rows with different adapters and token limits together; each row's pieces join to
+    what that row's prompt decodes alone (greedy), cut at its own limit, and each row ends exactly once."""
+    lm = tiny_lm(tiny_model_dir)
+    cfg = TrainConfig(epochs=3, learning_rate=5e-2, bf16=False)
+    lm.add_adapter("first", lora_config(cfg))
+    train_lora(lm, "first", [TrainingExample("", "Morwen Hale built the lighthouse in 1847.")], cfg)
+    prompts = [lm.chat_prompt([{"role": "user", "content": q}]) for q in ("Who built it?", "When?", "What is 2 + 2?")]
+    adapters, limits = [None, "first", "first"], [6, 3, 9]
+    texts, ended = ["", "", ""], []
+    for row, piece in lm.stream_rows(prompts, adapters=adapters, max_new_tokens=limits):
+        if piece is None:
+            ended.append(row)
+        else:
+            texts[row] += piece
+    assert sorted(ended) == [0, 1, 2]
+    alone = [lm.generate([p], adapter=a, max_new_tokens=n, repetition_penalty=1.1)[0]
+             for p, a, n in zip(prompts, adapters, limits)]
+    assert [t.strip() for t in texts] == alone
