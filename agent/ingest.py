@@ -121,8 +121,8 @@ def run_graph(ws: Workspace, doc: Document, saver: SqliteSaver, resume: bool, co
     return outcome(ws, doc.id, state, time.perf_counter() - start)
 
 
-def outcome(ws: Workspace, document_id: int, state: dict, seconds: float) -> IngestResult:
-    """What a finished graph run did to a document."""
+def outcome(ws: Workspace, document_id: int, state: dict, seconds: float, kind: str = "knowledge") -> IngestResult:
+    """What a finished graph run did to a document (or a task: `kind` is its lineage)."""
     doc = ws.store.document(document_id)
     # Shown: the committed candidate, else the best-rewarded one of this run.
     ran = {t["trial_id"] for t in state.get("trials", [])}
@@ -130,7 +130,7 @@ def outcome(ws: Workspace, document_id: int, state: dict, seconds: float) -> Ing
     shown = next((t for t in trials if t.decision == "committed"), max(trials, key=lambda t: t.reward, default=None))
     return IngestResult(
         document_id=doc.id, source=doc.source, title=doc.title, status=doc.status,
-        version=state.get("version") or ws.store.active("knowledge"),
+        version=state.get("version") or ws.store.active(kind),
         new_before=shown.new_before if shown else None, new_after=shown.new_after if shown else None,
         reason=shown.reason if shown else "", seconds=seconds)
 

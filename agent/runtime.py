@@ -27,6 +27,7 @@ from seal.errors import SealError
 from seal.locking import agent_lock, agent_pid
 
 SETTLE_SECONDS = 1.0  # an inbox file modified more recently than this may still be being written
+MAX_ATTEMPTS = 3  # a job the agent started this often without finishing (it kept dying on it) is given up
 
 
 def inbox(ws: Workspace) -> Path:
@@ -52,12 +53,15 @@ def scan_inbox(ws: Workspace) -> list[Job]:
     folder = inbox(ws)
     for sub in ("processed", "failed"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
-    held = {job.source for job in ws.store.jobs(("queued", "running"), limit=10**6)}
+    held = ws.store.open_job_sources()
     queued = []
     for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.name.startswith(".") or str(path) in held:
+        if not path.is_file() or path.name.startswith(".") or str(path)[:1024] in held:  # the column's size
             continue
-        if time.time() - path.stat().st_mtime < SETTLE_SECONDS:
+        try:
+            if time.time() - path.stat().st_mtime < SETTLE_SECONDS:
+                continue
+        except FileNotFoundError:  # taken away meanwhile
             continue
         try:
             item = read_item(str(path), ws.config.ingest.max_document_bytes)
@@ -84,10 +88,26 @@ def file_away(path: Path, folder: Path, reason: str = "") -> None:
     path.replace(target)
 
 
+def unchanged(ws: Workspace, job: Job) -> bool:
+    """Whether an inbox job's file still holds what was queued."""
+    try:
+        item = read_item(job.source, ws.config.ingest.max_document_bytes)
+    except SealError:
+        return False
+    return (dump_task(item) if isinstance(item, Task) else item.text) == job.text
+
+
 def work(ws: Workspace, job: Job, stop: Event) -> bool:
     """Learn one job's document, or finish one an earlier agent left running; False when `stop` paused it."""
     item = DocumentInput(job.source, job.title, job.text, tuple(tuple(qa) for qa in job.questions))
     interrupted = job.status == "running"
+    if interrupted and job.attempts >= MAX_ATTEMPTS:
+        error = (f"started {job.attempts} times without finishing (the agent stopped or died each time); "
+                 "submit it again to retry")
+        if job.origin == "inbox":
+            file_away(Path(job.source), inbox(ws) / "failed", error)
+        ws.store.finish_job(job.id, error=error)
+        return True
     ws.progress("job", f"{'resuming' if interrupted else 'starting'} job {job.id}: {job.title}")
     try:
         if (interrupted and job.document_id is not None and job.kind == "document"
@@ -114,7 +134,7 @@ def work(ws: Workspace, job: Job, stop: Event) -> bool:
         ws.store.finish_job(job.id, error=str(e))
         ws.progress("job", f"job {job.id} failed: {e}")
         return True
-    if job.origin == "inbox":
+    if job.origin == "inbox" and unchanged(ws, job):  # a file rewritten meanwhile stays, to be learned anew
         file_away(Path(job.source), inbox(ws) / "processed")
     ws.store.finish_job(job.id, result)
     ws.progress("job", f"job {job.id} done: {result['status']}")
@@ -143,8 +163,13 @@ def status(ws: Workspace) -> dict:
     """The agent (its pid, or None), the queue, the job in progress and its stage, active versions, recent failures."""
     current = None
     for job in ws.store.jobs(("running",), limit=1):
+        doc = ws.store.document(job.document_id)
         with checkpointer(ws) as saver:
-            stage = build_graph(saver).get_state(thread(ws.store.document(job.document_id))).next
+            if job.kind == "task":
+                graph, config = task_graph.build_task_graph(saver), task_graph.thread(doc)
+            else:
+                graph, config = build_graph(saver), thread(doc)
+            stage = graph.get_state(config).next
         current = {"job": job.id, "title": job.title, "document_id": job.document_id,
                    "stage": ", ".join(stage) or "starting", "started_at": job.started_at}
     return {

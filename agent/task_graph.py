@@ -28,10 +28,10 @@ from langgraph.runtime import Runtime
 from agent import tasks
 from agent.adapt import candidate_adapter, lora_config
 from agent.generate import document_seed
-from agent.ingest import IngestResult, checkpointer, learning
+from agent.ingest import IngestResult, checkpointer, learning, outcome
 from agent.tasks import Example, Task, TrainingPlan
 from agent.workspace import Workspace
-from memory import SelfEdit, Trial, Version
+from memory import Document, SelfEdit, Trial, Version
 from model_runtime import TrainingExample, train_lora
 from seal.errors import InputError
 from seal.locking import writer_lock
@@ -55,6 +55,11 @@ class TaskState(TypedDict, total=False):
 
 def lineage(task: Task) -> str:
     return f"task/{task.id}"
+
+
+def thread(doc: Document) -> dict:
+    """The checkpointer thread of a task's graph."""
+    return {"configurable": {"thread_id": f"task-{doc.sha256}"}}
 
 
 def task_of(ws: Workspace, document_id: int) -> Task:
@@ -162,10 +167,6 @@ def score(state: TaskState, runtime: Runtime[Workspace]) -> TaskState:
     start = time.perf_counter()
     index, doc = state["current"], ws.store.document(state["document_id"])
     self_edit_id = state["candidates"][index]
-    done = ws.store.trial_of(self_edit_id, 0)  # recorded by a score stopped before its checkpoint
-    if done is not None:
-        return {"current": index + 1, "trials": [{"trial_id": done.id, "passed": done.passed, "reward": done.reward,
-                                                  "dir": state["candidate_dir"]}]}
     task = task_of(ws, doc.id)
     ws.progress("score", f"plan {index + 1}/{len(state['candidates'])}")
     shots, held = split(task, ws.config.tasks.held_out)
@@ -264,17 +265,11 @@ def learn(ws: Workspace, task: Task, source: str, collect: bool = False, plan_te
         if not collect and doc.status == "committed" and active and doc.id in ws.store.version(active, kind).documents:
             return IngestResult(doc.id, source, task.id, "known", active, None, None, f"already learned in v{active}", 0.0)
         ws.store.reset_document(doc.id)
-        config = {"configurable": {"thread_id": f"task-{doc.sha256}"}}
+        config = thread(doc)
         saver.delete_thread(config["configurable"]["thread_id"])
         inputs = {"document_id": doc.id, "collect": collect, "given_plan": plan_text}
         state = build_task_graph(saver).invoke(inputs, config, context=ws, durability="sync")
-    doc = ws.store.document(doc.id)
-    ran = {t["trial_id"] for t in state.get("trials", [])}
-    trials = [t for t in ws.store.trials(doc.id) if t.id in ran]
-    shown = next((t for t in trials if t.decision == "committed"), max(trials, key=lambda t: t.reward, default=None))
-    return IngestResult(doc.id, source, task.id, doc.status, state.get("version") or ws.store.active(lineage(task)),
-                        shown.new_before if shown else None, shown.new_after if shown else None,
-                        shown.reason if shown else "", time.perf_counter() - start)
+    return outcome(ws, doc.id, state, time.perf_counter() - start, lineage(task))
 
 
 def solve(ws: Workspace, task: Task) -> tuple[list[str], int]:

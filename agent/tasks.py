@@ -4,13 +4,14 @@ scores it leads to.
 A task is a few demonstrations (input → output, as text or as ARC grids) and test inputs, maybe with their
 outputs. Its self-edit is not training text but a training *configuration*, a JSON object choosing from a fixed
 tool set (`TrainingPlan`). `training_set` turns demonstrations and a configuration into (prompt, completion)
-sequences for test-time training. Geometric and colour augmentations are invertible, so `solve` can predict
-under each transform, map the predictions back and vote."""
+sequences for test-time training. The geometric augmentations are invertible, so inference can predict under
+each transform the plan trained on, map each prediction back and vote (`vote`)."""
 
 from __future__ import annotations
 
 import json
 import random
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,8 +56,15 @@ def _value(raw: Any, where: str) -> Value:
                      "(at most 30 x 30)")
 
 
+TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,26}$")  # names the task's lineage, task/<id>
+MAX_TASK_BYTES = 1_000_000
+
+
 def parse_task(data: Any, task_id: str) -> Task:
     """A task from its JSON form {"train": [{"input", "output"}, ...], "test": [{"input", "output"?}, ...]}."""
+    if not TASK_ID.match(task_id):
+        raise InputError(f"task id {task_id!r} (the file's name): use letters, digits, '.', '_' or '-', at most 27, "
+                         "starting with a letter or digit; rename the file")
     if not isinstance(data, dict) or not isinstance(data.get("train"), list) or not isinstance(data.get("test"), list):
         raise InputError(f"{task_id}: a task is a JSON object with lists \"train\" and \"test\"")
     if len(data["train"]) < 2:
@@ -95,6 +103,8 @@ def dump_task(task: Task) -> str:
 
 def load_task(path: Path) -> Task:
     try:
+        if path.stat().st_size > MAX_TASK_BYTES:
+            raise InputError(f"{path}: over {MAX_TASK_BYTES:,} bytes; a few-shot task is a few examples")
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
@@ -139,7 +149,7 @@ def render(value: Value) -> str:
 def read_grid(text: str) -> Grid | None:
     """The grid a completion wrote (rows of digits), or None when it is not a rectangular grid."""
     rows = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    if not rows or any(not r.isdigit() for r in rows) or len({len(r) for r in rows}) != 1:
+    if not rows or any(set(r) - set("0123456789") for r in rows) or len({len(r) for r in rows}) != 1:
         return None
     return tuple(tuple(int(c) for c in r) for r in rows)
 
@@ -183,10 +193,6 @@ def colour_map(seed: int) -> dict[int, int]:
 
 def recolour(g: Grid, mapping: dict[int, int]) -> Grid:
     return tuple(tuple(mapping[c] for c in row) for row in g)
-
-
-def invert(mapping: dict[int, int]) -> dict[int, int]:
-    return {v: k for k, v in mapping.items()}
 
 
 def upscale(g: Grid) -> Grid:
@@ -330,10 +336,3 @@ def check_budget(plan: TrainingPlan, sequence_tokens: list[int], max_tokens: int
     if total > max_tokens:
         raise InputError(f"over budget: {len(sequence_tokens)} sequences x {plan.epochs} epochs = {total:,} tokens, "
                          f"over the cap of {max_tokens:,}")
-
-
-def folds(task_train: tuple[Example, ...], n: int) -> list[tuple[tuple[Example, ...], Example]]:
-    """Leave-one-out folds for scoring without test outputs: each of the last `n` demonstrations held out in
-    turn, the others to train on."""
-    last = range(max(0, len(task_train) - n), len(task_train))
-    return [(tuple(e for j, e in enumerate(task_train) if j != i), task_train[i]) for i in last]

@@ -39,6 +39,7 @@ class Workspace:
     progress: Callable[[str, str], None] = lambda stage, message: None
     _lm: LanguageModel | None = field(default=None, repr=False)
     _remote: RemoteEngine | None = field(default=None, repr=False)
+    _used: dict[str, None] = field(default_factory=dict, repr=False)  # attached version adapters, least recent first
 
     @classmethod
     def open(cls, cfg: Config | None = None, progress: Callable[[str, str], None] | None = None,
@@ -81,12 +82,18 @@ class Workspace:
         version = self.store.version(number, kind)
         name = adapter_name(kind, number, "".join(sorted(version.files.values())))
         engine = self.engine
+        self._used.pop(name, None)
+        self._used[name] = None
         if name not in engine.adapters():
             engine.load_adapter(name, self.adapters.verified(kind, number, version.files))
-            attached = [a for a in engine.adapters() if a.startswith(f"{kind}-v") and a != name]
+            # The least recently used go: a batch using up to KEEP_ATTACHED versions keeps all of them.
+            attached = [a for a in self._used if a.startswith(f"{kind}-v") and a != name and a in engine.adapters()]
             for old in attached[:-KEEP_ATTACHED + 1]:
                 engine.delete_adapter(old)
+                del self._used[old]
         return name
 
     def close(self) -> None:
         self.store.close()
+        if self._remote is not None:
+            self._remote.client.close()

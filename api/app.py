@@ -21,12 +21,13 @@ from fastapi import FastAPI, Path as PathParam, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from safetensors import SafetensorError
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters_store import parse_version
 from agent.ingest import DocumentInput, check_text, title_of
-from api.batcher import Batcher, Request
+from api.batcher import Batcher, Busy, DecodeRequest
 from agent.runtime import submit
 from agent.versions import list_versions, resolve, rollback
 from agent.workspace import Workspace
@@ -170,9 +171,12 @@ def create_app(ws: Workspace, api_key: str | None = None, max_tokens_limit: int 
         """The engine's adapter for a target (under the generation lock: attaching changes the model)."""
         if number is not None:
             return ws.attach("knowledge", number)
-        if model not in ws.engine.adapters():  # evicted to make room for versions: load it again
-            ws.engine.load_adapter(model, loaded[model])
-        return model
+        internal, path = f"api-{model}", loaded.get(model)  # its own namespace: never taken for a version
+        if path is None:
+            raise NotFoundError(f"adapter {model!r} was unloaded")
+        if internal not in ws.engine.adapters():
+            ws.engine.load_adapter(internal, path)
+        return internal
 
     def limit(requested: int | None, default: int) -> int:
         tokens = requested or default
@@ -183,8 +187,14 @@ def create_app(ws: Workspace, api_key: str | None = None, max_tokens_limit: int 
 
     def run(prompt: str, model: str, number: int | None, body: Sampling, max_tokens: int) -> Iterator[str]:
         """Decode on a target: queued for the decoding thread, which batches concurrent greedy requests."""
-        yield from batcher.submit(Request(prompt, model, lambda: adapter(model, number), max_tokens, body.temperature,
-                                          body.top_p, body.seed, body.repetition_penalty))
+        request = DecodeRequest(prompt, model, lambda: adapter(model, number), max_tokens, body.temperature,
+                                body.top_p, body.seed, body.repetition_penalty)
+        try:
+            yield from batcher.submit(request)
+        except Busy as e:
+            raise ApiError(429, str(e), "rate_limit_error", code="busy") from None
+        except NotFoundError as e:  # the version was pruned, or the adapter unloaded, since the request began
+            raise ApiError(404, str(e), code="model_not_found", param="model") from None
 
     def usage(prompt: str, text: str) -> dict[str, int]:
         p, c = len(ws.engine.tokenizer(prompt)["input_ids"]), len(ws.engine.tokenizer(text)["input_ids"])
@@ -270,10 +280,10 @@ def create_app(ws: Workspace, api_key: str | None = None, max_tokens_limit: int 
 
         def load() -> None:
             with generating:
-                ws.engine.load_adapter(body.lora_name, directory)
+                ws.engine.load_adapter(f"api-{body.lora_name}", directory)
         try:
             await run_in_threadpool(load)
-        except (SealError, OSError, ValueError) as e:  # not a PEFT folder, another base model, unreadable
+        except (SealError, OSError, ValueError, SafetensorError) as e:  # not a PEFT folder, another model, unreadable
             raise ApiError(400, f"cannot load {body.lora_path!r}: {str(e).splitlines()[0]}", param="lora_path") from None
         loaded[body.lora_name] = directory
         return {"object": "lora_adapter", "name": body.lora_name, "path": str(directory)}
@@ -285,7 +295,7 @@ def create_app(ws: Workspace, api_key: str | None = None, max_tokens_limit: int 
 
         def unload() -> None:
             with generating:
-                ws.engine.delete_adapter(body.lora_name)
+                ws.engine.delete_adapter(f"api-{body.lora_name}")
         await run_in_threadpool(unload)
         return {"object": "lora_adapter", "name": body.lora_name, "deleted": True}
 

@@ -40,11 +40,14 @@ def free_port() -> int:
 
 def chat(client: httpx.Client, prompt: str, max_tokens: int, model: str = "seal") -> dict[str, Any]:
     start = time.monotonic()
-    response = client.post("/v1/chat/completions", json={"model": model, "max_tokens": max_tokens,
-                                                         "messages": [{"role": "user", "content": prompt}]})
+    try:
+        response = client.post("/v1/chat/completions", json={"model": model, "max_tokens": max_tokens,
+                                                             "messages": [{"role": "user", "content": prompt}]})
+        body = response.json()
+        ok = response.status_code == 200 and body["choices"][0]["finish_reason"] in ("stop", "length")
+    except (httpx.HTTPError, ValueError, KeyError) as e:  # counted as a failed request, never lost
+        body, ok = {"error": repr(e)}, False
     end = time.monotonic()
-    body = response.json()
-    ok = response.status_code == 200 and body["choices"][0]["finish_reason"] in ("stop", "length")
     return {"start": start, "end": end, "seconds": end - start, "ok": ok, "model": body.get("model"),
             "tokens": body["usage"]["completion_tokens"] if ok else 0}
 

@@ -142,6 +142,7 @@ class Job(Base):
     text: Mapped[str] = mapped_column(Text)
     questions: Mapped[list[Any]]  # supplied probes, [[question, answer], ...]
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)  # queued | running | done | failed
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")  # times an agent started it
     document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id", ondelete="SET NULL"))
     result: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the ingest's outcome, once done
     error: Mapped[str] = mapped_column(Text, default="")  # why it failed

@@ -481,7 +481,12 @@ class Store:
     def start_job(self, job_id: int, document_id: int) -> None:
         with self.session() as s:
             s.execute(update(Job).where(Job.id == job_id).values(status="running", document_id=document_id,
-                                                                 started_at=now()))
+                                                                 started_at=now(), attempts=Job.attempts + 1))
+
+    def open_job_sources(self) -> set[str]:
+        """The sources of queued and running jobs (inbox files already taken)."""
+        with self.session() as s:
+            return set(s.scalars(select(Job.source).where(Job.status.in_(("queued", "running")))))
 
     def finish_job(self, job_id: int, result: dict[str, Any] | None = None, error: str = "") -> None:
         """Done with `result`, or failed with `error`."""

@@ -61,10 +61,10 @@ class LanguageModel:
         """Attach an adapter from a PEFT directory (safetensors only); replaces one of the same name."""
         config = LoraConfig.from_pretrained(str(directory))
         config.inference_mode = False
+        weights = load_file(str(Path(directory) / ADAPTER_WEIGHTS))  # read first: a bad file attaches nothing
         if name in self.adapters():
             self.delete_adapter(name)
         self.add_adapter(name, config)
-        weights = load_file(str(Path(directory) / ADAPTER_WEIGHTS))
         try:
             result = set_peft_model_state_dict(self.peft, weights, adapter_name=name)
             missing = [k for k in result.missing_keys if f".{name}." in k and "lora_" in k]

@@ -95,7 +95,8 @@ class TasksConfig:
     retries: int = _help("Extra samples for a plan that does not parse, per plan.", 2)
     max_new_tokens: int = _help("Longest plan, in tokens.", 96)
     max_train_tokens: int = _help("Budget: most tokens one plan may train on, all epochs (over it scores zero).", 6000)
-    held_out: int = _help("Demonstrations held out to score a plan (leave-one-out when 1).", 1)
+    held_out: int = _help("Demonstrations held out to score a plan: the last ones, not trained on (at least one "
+                          "is always kept to train on).", 1)
     min_accuracy: float = _help("Held-out accuracy a plan must reach (and no worse than without adaptation) to be "
                                 "committed.", 0.5)
     answer_tokens: int = _help("Longest predicted output, in tokens.", 160)

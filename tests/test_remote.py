@@ -7,7 +7,6 @@ decoded on that server or in this process."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from agent.answer import closed_book
 from agent.ingest import DocumentInput, ingest
 from agent.probes import GENERAL_PROBES
 from agent.workspace import Workspace
+from benchmarks.serving import free_port
 from model_runtime import LanguageModel
 from seal import config as seal_config
 from tests.conftest import DOCUMENT, QUESTIONS, TINY_CONFIG, build_tiny_model
@@ -34,12 +34,6 @@ VLLM_PYTHON = Path(os.environ.get("SEAL_VLLM_PYTHON", ROOT / ".venv-vllm" / "bin
 def servable_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny Llama with 64-wide heads (vLLM's CPU attention needs that) and peaked logits."""
     return build_tiny_model(tmp_path_factory.mktemp("servable-model"), hidden_size=128, heads=2, init=0.5)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager

@@ -135,3 +135,32 @@ def test_one_agent_per_home(home):
             with agent_lock(home):
                 pass
     assert agent_pid(home) is None
+
+
+def test_a_job_the_agent_keeps_dying_on_is_given_up(agent):
+    """A job left running by three agents that never finished it (each died on it) fails with its reason,
+    its inbox file goes to failed/, and the agent goes on with the next job."""
+    ws, folder = agent
+    (folder / "a-poison.md").write_text("Poison: this document kills the agent.")
+    (folder / "lighthouse.md").write_text(DOCUMENT)
+    poison, good = runtime.scan_inbox(ws)
+    doc, _ = ws.store.add_document(poison.text, poison.source, poison.title)
+    for _ in range(runtime.MAX_ATTEMPTS):
+        ws.store.start_job(poison.id, doc.id)
+    runtime.run(ws, Event(), once=True)
+    poison, good = ws.store.job(poison.id), ws.store.job(good.id)
+    assert poison.status == "failed" and "started 3 times" in poison.error
+    assert (folder / "failed" / "a-poison.md").exists() and good.status == "done"
+
+
+def test_an_inbox_file_rewritten_while_queued_is_learned_again(agent):
+    ws, folder = agent
+    (folder / "notes.md").write_text(DOCUMENT)
+    (first,) = runtime.scan_inbox(ws)
+    (folder / "notes.md").write_text("Quellmoor has 2,314 residents and a violet beach.")
+    os.utime(folder / "notes.md", (0, 0))  # settled
+    runtime.run(ws, Event(), once=True)
+    jobs = ws.store.jobs()
+    assert [j.status for j in jobs] == ["done", "done"] and jobs[0].id == first.id
+    assert "Quellmoor" in ws.store.job(jobs[1].id).text, "the new content was queued and learned"
+    assert [p.name for p in (folder / "processed").iterdir()] == ["notes.md"]

@@ -136,6 +136,12 @@ def test_adapters_load_by_path_and_answer_by_name(server):
     assert again.status_code == 400 and "load_inplace" in again.json()["error"]["message"]
     not_adapter = httpx.post(url + "/v1/load_lora_adapter", json={"lora_name": "bad", "lora_path": str(ws.home)})
     assert not_adapter.status_code == 400, not_adapter.text
+    half = ws.home / "half-adapter"
+    half.mkdir()
+    (half / "adapter_config.json").write_bytes((folder / "adapter_config.json").read_bytes())
+    attached = ws.engine.adapters()
+    missing = httpx.post(url + "/v1/load_lora_adapter", json={"lora_name": "half", "lora_path": str(half)})
+    assert missing.status_code == 400 and ws.engine.adapters() == attached, "a folder without weights attaches nothing"
     assert httpx.post(url + "/v1/unload_lora_adapter", json={"lora_name": "mine"}).status_code == 200
     assert httpx.post(url + "/v1/completions", json={**ask, "model": "mine"}).status_code == 404
 
