@@ -1,5 +1,5 @@
 """`RemoteEngine`: generation on an OpenAI-compatible server that loads LoRA adapters at runtime — vLLM
-(started with `--enable-lora` and `VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`) or another `seal serve`.
+(started with `--enable-lora` and `VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`) or a `seal serve` on the same home.
 
 It answers the same calls as `LanguageModel` does for generation (`generate`, `stream`, `load_adapter`,
 `delete_adapter`, `adapters`, `chat_prompt`), so the agent's stages use either. Prompts are rendered here by
