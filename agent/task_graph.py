@@ -27,6 +27,7 @@ from langgraph.runtime import Runtime
 
 from agent import tasks
 from agent.adapt import candidate_adapter, lora_config
+from agent.graph import after_verify
 from agent.generate import document_seed
 from agent.ingest import IngestResult, checkpointer, learning, outcome
 from agent.tasks import Example, Task, TrainingPlan
@@ -286,12 +287,9 @@ def solve(ws: Workspace, task: Task) -> tuple[list[str], int]:
 # ---- wiring ----------------------------------------------------------------------------------------
 
 def after_score(state: TaskState) -> Literal["train", "commit", "__end__"]:
-    """Try every plan; then commit the best passing one, or end (rejected, or collected)."""
-    if state["current"] < len(state["candidates"]):
-        return "train"
-    if not state.get("collect") and any(t["passed"] for t in state["trials"]):
-        return "commit"
-    return END
+    """The document graph's rule: try every plan; then commit the best passing one, or end."""
+    route = after_verify(state)
+    return "train" if route == "adapt" else route
 
 
 def build_task_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:

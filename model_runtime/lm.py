@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
@@ -173,14 +174,19 @@ class LanguageModel:
         """Yield the completion of one prompt piece by piece as it is decoded."""
         config = self._generation_config(max_new_tokens, temperature, top_p, repetition_penalty)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        enc = self.tokenizer([prompt], return_tensors="pt", add_special_tokens=False)
+        yield from self._streamed(adapter, {**self.encode_left_padded([prompt]), "generation_config": config},
+                                  streamer, seed)
+
+    def _streamed(self, adapter: str | None, inputs: dict, streamer: Any, seed: int) -> Iterator[Any]:
+        """Run `generate` in a thread with `streamer` and yield what the streamer yields; an error in the
+        thread is raised here."""
         errors: list[BaseException] = []
 
         def run() -> None:
             try:
                 with self.using(adapter) as module, torch.inference_mode():
                     torch.manual_seed(seed)
-                    module.generate(**enc, generation_config=config, streamer=streamer)
+                    module.generate(**inputs, streamer=streamer)
             except BaseException as e:  # re-raised in the consumer's thread below
                 errors.append(e)
                 streamer.end()
@@ -206,22 +212,8 @@ class LanguageModel:
         config = self._generation_config(max(max_new_tokens), 0.0, 1.0, repetition_penalty)
         rows = _Rows(self.tokenizer, self.stop_ids, max_new_tokens)
         stop = StoppingCriteriaList([_RowLimits(enc["input_ids"].shape[1], max_new_tokens)])
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                with self.using("*" if mixed else None) as module, torch.inference_mode():
-                    module.generate(**enc, generation_config=config, streamer=rows, stopping_criteria=stop)
-            except BaseException as e:  # re-raised in the consumer's thread below
-                errors.append(e)
-                rows.end()
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        yield from rows
-        thread.join()
-        if errors:
-            raise errors[0]
+        yield from self._streamed("*" if mixed else None, {**enc, "generation_config": config,
+                                                          "stopping_criteria": stop}, rows, seed=0)
 
 
 class _RowLimits(StoppingCriteria):
