@@ -289,6 +289,14 @@ class Store:
                              .where(SelfEdit.policy_version == policy_version).order_by(Trial.id))
             return [(t, e) for t, e in rows]
 
+    def documents_by_policy(self) -> dict[int, set[int]]:
+        """Policy version -> the documents it wrote self-edits for."""
+        with self.session() as s:
+            out: dict[int, set[int]] = {}
+            for policy, document in s.execute(select(SelfEdit.policy_version, SelfEdit.document_id).distinct()):
+                out.setdefault(policy, set()).add(document)
+            return out
+
     def versions_since(self, kind: str, after: datetime | None) -> int:
         """How many versions of a lineage were committed after `after` (all of them for None)."""
         query = select(func.count()).select_from(Version).where(Version.kind == kind)
