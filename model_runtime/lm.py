@@ -206,14 +206,15 @@ class LanguageModel:
         `max_new_tokens`). One forward pass per step serves every row: a server answers concurrent requests
         at batch speed. Must be consumed to the end (it holds the model meanwhile)."""
         enc = self.encode_left_padded(prompts)
-        mixed = self.peft is not None and any(a is not None for a in adapters)
+        # One adapter for every row is the fast path; per-row adapters go through PEFT's mixed batches.
+        mixed = self.peft is not None and len(set(adapters)) > 1
         if mixed:
             enc["adapter_names"] = [a or "__base__" for a in adapters]
         config = self._generation_config(max(max_new_tokens), 0.0, 1.0, repetition_penalty)
         rows = _Rows(self.tokenizer, self.stop_ids, max_new_tokens)
         stop = StoppingCriteriaList([_RowLimits(enc["input_ids"].shape[1], max_new_tokens)])
-        yield from self._streamed("*" if mixed else None, {**enc, "generation_config": config,
-                                                          "stopping_criteria": stop}, rows, seed=0)
+        yield from self._streamed("*" if mixed else adapters[0], {**enc, "generation_config": config,
+                                                                  "stopping_criteria": stop}, rows, seed=0)
 
 
 class _RowLimits(StoppingCriteria):

@@ -129,3 +129,9 @@ def test_rows_stream_what_each_row_decodes_alone(tiny_model_dir):
     alone = [lm.generate([p], adapter=a, max_new_tokens=n, repetition_penalty=1.1)[0]
              for p, a, n in zip(prompts, adapters, limits)]
     assert [t.strip() for t in texts] == alone
+    # Every row on one adapter takes the unmixed path: the same replies.
+    same = ["", "", ""]
+    for row, piece in lm.stream_rows(prompts, adapters=["first"] * 3, max_new_tokens=limits):
+        same[row] += piece or ""
+    assert [t.strip() for t in same] == [lm.generate([p], adapter="first", max_new_tokens=n, repetition_penalty=1.1)[0]
+                                         for p, n in zip(prompts, limits)]
