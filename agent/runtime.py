@@ -97,16 +97,20 @@ def unchanged(ws: Workspace, job: Job) -> bool:
     return (dump_task(item) if isinstance(item, Task) else item.text) == job.text
 
 
+def fail(ws: Workspace, job: Job, error: str) -> None:
+    """Mark a job failed with its reason; an inbox job's file goes to failed/ with it."""
+    if job.origin == "inbox":
+        file_away(Path(job.source), inbox(ws) / "failed", error)
+    ws.store.finish_job(job.id, error=error)
+    ws.progress("job", f"job {job.id} failed: {error}")
+
+
 def work(ws: Workspace, job: Job, stop: Event) -> bool:
     """Learn one job's document, or finish one an earlier agent left running; False when `stop` paused it."""
-    item = DocumentInput(job.source, job.title, job.text, tuple(tuple(qa) for qa in job.questions))
     interrupted = job.status == "running"
     if interrupted and job.attempts >= MAX_ATTEMPTS:
-        error = (f"started {job.attempts} times without finishing (the agent stopped or died each time); "
-                 "submit it again to retry")
-        if job.origin == "inbox":
-            file_away(Path(job.source), inbox(ws) / "failed", error)
-        ws.store.finish_job(job.id, error=error)
+        fail(ws, job, f"started {job.attempts} times without finishing (the agent stopped or died each time); "
+                      "submit it again to retry")
         return True
     ws.progress("job", f"{'resuming' if interrupted else 'starting'} job {job.id}: {job.title}")
     try:
@@ -116,11 +120,11 @@ def work(ws: Workspace, job: Job, stop: Event) -> bool:
             doc = ws.store.document(job.document_id)
             result = {"document_id": doc.id, "status": doc.status, "version": ws.store.version_of_document(doc.id)}
         elif job.kind == "task":  # learned in one go; an interrupted one starts over
-            task = parse_task(json.loads(job.text), job.title)
-            doc, _ = ws.store.add_document(dump_task(task), job.source, task.id, kind="task")
+            doc, _ = ws.store.add_document(job.text, job.source, job.title, kind="task")  # job.text: dump_task's
             ws.store.start_job(job.id, doc.id)
-            result = asdict(task_graph.learn(ws, task, job.source))
+            result = asdict(task_graph.learn(ws, parse_task(json.loads(job.text), job.title), job.source))
         else:
+            item = DocumentInput(job.source, job.title, job.text, tuple(tuple(qa) for qa in job.questions))
             doc, _ = ws.store.add_document(item.text, item.source, item.title)
             ws.store.start_job(job.id, doc.id)
             with checkpointer(ws) as saver:
@@ -129,10 +133,7 @@ def work(ws: Workspace, job: Job, stop: Event) -> bool:
                 return False
             result = asdict(outcome)
     except SealError as e:
-        if job.origin == "inbox":
-            file_away(Path(job.source), inbox(ws) / "failed", str(e))
-        ws.store.finish_job(job.id, error=str(e))
-        ws.progress("job", f"job {job.id} failed: {e}")
+        fail(ws, job, str(e))
         return True
     if job.origin == "inbox" and unchanged(ws, job):  # a file rewritten meanwhile stays, to be learned anew
         file_away(Path(job.source), inbox(ws) / "processed")

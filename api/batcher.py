@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from model_runtime import LanguageModel
+from seal.errors import SealError
 
 DONE = object()
 
@@ -96,7 +97,7 @@ class Batcher:
         for r in list(batch):  # a request whose version cannot be attached fails alone
             try:
                 adapters.append(r.adapter())
-            except Exception as e:  # noqa: BLE001 — not hidden: handed to that request, which raises it
+            except SealError as e:  # a pruned, unloaded or tampered version: that request fails with it
                 r.pieces.put(e)
                 batch.remove(r)
         if len(batch) == 1:
