@@ -109,11 +109,14 @@ def sample_plans(ws: Workspace, task: Task, k: int, policy: int, seed: int) -> t
     sampled again, at most `tasks.retries` times; the last try is kept either way (it then scores zero)."""
     tc, se = ws.config.tasks, ws.config.self_edit
     prompt = ws.engine.chat_prompt(tasks.plan_messages(task))
-    texts = []
+    adapter, texts = ws.attach("policy", policy), []
     for i in range(k):
         for attempt in range(tc.retries + 1):
-            text = ws.engine.generate([prompt], adapter=ws.attach("policy", policy), max_new_tokens=tc.max_new_tokens,
-                                      temperature=se.temperature, top_p=se.top_p, seed=seed + 1000 * attempt + i)[0]
+            def complete(text: str, draw: int = seed + 1000 * attempt + i) -> str:
+                return ws.engine.generate([prompt + text], adapter=adapter, max_new_tokens=tc.value_tokens,
+                                          temperature=se.temperature, top_p=se.top_p, seed=draw + 7919 * len(text))[0]
+
+            text = tasks.write_plan(complete, task.grids)
             try:
                 tasks.parse_plan(text, task.grids)
                 break

@@ -9,6 +9,7 @@ each transform the plan trained on, map each prediction back and vote (`vote`)."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import re
@@ -87,6 +88,19 @@ def parse_task(data: Any, task_id: str) -> Task:
     if len(kinds) > 1:
         raise InputError(f"{task_id}: mixes text and grids; a task is all text or all grids")
     return Task(task_id, examples["train"], examples["test"])
+
+
+def with_inputs(task: Task, inputs: list[str]) -> Task:
+    """The task with `inputs` as its test inputs: text as given, grids as JSON (e.g. [[0, 1], [1, 0]])."""
+    def value(raw: str, where: str) -> Value:
+        if not task.grids:
+            return _value(raw, where)
+        try:
+            return _value(json.loads(raw), where)
+        except json.JSONDecodeError:
+            raise InputError(f"{where}: {task.id} is a grid task; give the input grid as JSON, e.g. [[0, 1], [1, 0]]") from None
+
+    return Task(task.id, task.train, tuple(Example(value(raw, f"input {i + 1}")) for i, raw in enumerate(inputs)))
 
 
 def dump_task(task: Task) -> str:
@@ -213,32 +227,54 @@ class TrainingPlan:
     context: str = "leave_one_out"  # each training query shows the other demonstrations ("leave_one_out") or none
     loss: str = "outputs"  # loss on the outputs only, or on "all" tokens
     learning_rate: float = 1e-3
-    epochs: int = 2
+    epochs: int = 4
 
 
 DEFAULT_PLAN = TrainingPlan()
 LIMITS = {"permutations": (0, 3), "learning_rate": (1e-5, 1e-2), "epochs": (1, 10)}
 
 
-PLAN_PROMPT = """You will be trained on the examples below, then asked to solve new inputs. Choose how to train.
-Answer with one JSON object with these keys:
-"augmentations": a list chosen from {tools},
-"permutations": 0 to 3 (extra orderings of the examples),
-"context": "leave_one_out" (show the other examples when training on one) or "none",
-"loss": "outputs" (learn only the outputs) or "all",
-"learning_rate": 0.00001 to 0.01,
-"epochs": 1 to 10.
+PLAN_PROMPT = """Examples of a task:
 
-Examples:
+{shots}
 
-{shots}"""
+You will be trained on these examples, then asked to solve new inputs. Choose how to train: reply with one JSON \
+object and nothing else, in exactly this form (change the values, keep the keys):
+{example}
+
+"augmentations": a list chosen from {tools}; "permutations": 0 to 3 (extra orderings of the examples); \
+"context": "leave_one_out" (show the other examples when training on one) or "none"; "loss": "outputs" \
+(learn only the outputs) or "all"; "learning_rate": 0.00001 to 0.01; "epochs": 1 to 10."""
 
 
 def plan_messages(task: Task) -> list[dict[str, str]]:
     """The prompt a policy answers with a training plan."""
     tools = json.dumps(list(GRID_TOOLS)) if task.grids else "[] (none apply to text)"
     shots = "\n\n".join(f"Input:\n{render(e.input)}\nOutput:\n{render(e.output)}" for e in task.train)
-    return [{"role": "user", "content": PLAN_PROMPT.format(tools=tools, shots=shots)}]
+    example = json.dumps(dataclasses.asdict(dataclasses.replace(DEFAULT_PLAN, augmentations=("flips",) if task.grids
+                                                                 else ())))
+    return [{"role": "user", "content": PLAN_PROMPT.format(tools=tools, shots=shots, example=example)}]
+
+
+def write_plan(complete: Callable[[str], str], grids: bool) -> str:
+    """A plan written one value at a time, as constrained decoding would: the runtime writes each key and
+    the opening of its value's type, `complete(text so far)` continues the text, and the first JSON value of the continuation is kept. A
+    continuation that is no JSON value ends the plan there, which then fails to parse (it scores zero). Text
+    tasks have no augmentations to choose."""
+    text = "{"
+    for key, value in dataclasses.asdict(DEFAULT_PLAN).items():
+        text += ("" if text == "{" else ", ") + f'"{key}": '
+        if key == "augmentations" and not grids:
+            text += "[]"
+            continue
+        opening = {str: '"', tuple: '["'}.get(type(value), "")  # the value's type is given too
+        continuation = opening + complete(text + opening).lstrip()
+        try:
+            _, end = json.JSONDecoder().raw_decode(continuation)
+        except json.JSONDecodeError:
+            return text + continuation
+        text += continuation[:end]
+    return text + "}"
 
 
 def parse_plan(text: str, grids: bool) -> TrainingPlan:

@@ -35,7 +35,7 @@ from seal.errors import InputError
 
 ORACLE_PLANS = [
     tasks.DEFAULT_PLAN,
-    TrainingPlan(epochs=4),
+    TrainingPlan(permutations=2, epochs=2),
     TrainingPlan(augmentations=("rotations", "flips", "transpose")),
     TrainingPlan(augmentations=("colors",)),
     TrainingPlan(augmentations=("flips",), permutations=1, learning_rate=3e-3),

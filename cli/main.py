@@ -819,12 +819,17 @@ def task_learn(path: Annotated[Optional[Path], TASK_FILE] = None, arc: Annotated
 
 @task_app.command("solve")
 def task_solve(path: Annotated[Optional[Path], TASK_FILE] = None, arc: Annotated[Optional[str], ARC_ID] = None,
+               inputs: Annotated[Optional[list[str]], typer.Option(
+                   "--input", "-i", help="Answer this input instead of the file's test inputs (repeatable; a grid "
+                                         "as JSON, e.g. [[0,1],[1,0]]).")] = None,
                as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Answer the task's test inputs with its active adapter (scored when the file has test outputs)."""
+    """Answer the task's test inputs (or --input ones) with its active adapter, scored where outputs are known."""
     from agent import tasks
     from agent.task_graph import solve
 
     task = _task(path, arc)
+    if inputs:
+        task = tasks.with_inputs(task, inputs)
     answers, version = solve(_workspace(), task)
     golds = [e.output for e in task.test]
     rows = [{"input": tasks.render(e.input), "answer": a,

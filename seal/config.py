@@ -93,8 +93,8 @@ class IngestConfig:
 class TasksConfig:
     k: int = _help("Training plans (the self-edits of a few-shot task) sampled per task.", 2)
     retries: int = _help("Extra samples for a plan that does not parse, per plan.", 2)
-    max_new_tokens: int = _help("Longest plan, in tokens.", 96)
-    max_train_tokens: int = _help("Budget: most tokens one plan may train on, all epochs (over it scores zero).", 6000)
+    value_tokens: int = _help("Longest value the policy writes for one key of a plan, in tokens.", 32)
+    max_train_tokens: int = _help("Budget: most tokens one plan may train on, all epochs (over it scores zero).", 16000)
     held_out: int = _help("Demonstrations held out to score a plan: the last ones, not trained on (at least one "
                           "is always kept to train on).", 1)
     min_accuracy: float = _help("Held-out accuracy a plan must reach (and no worse than without adaptation) to be "
@@ -150,7 +150,7 @@ def _problems(cfg: Config) -> list[str]:
                         ("train.alpha", t.alpha), ("train.epochs", t.epochs), ("train.batch_size", t.batch_size),
                         ("verify.answer_tokens", v.answer_tokens), ("ingest.max_document_bytes", i.max_document_bytes),
                         ("policy.epochs", pol.epochs), ("policy.batch_size", pol.batch_size),
-                        ("tasks.k", cfg.tasks.k), ("tasks.max_new_tokens", cfg.tasks.max_new_tokens),
+                        ("tasks.k", cfg.tasks.k), ("tasks.value_tokens", cfg.tasks.value_tokens),
                         ("tasks.max_train_tokens", cfg.tasks.max_train_tokens), ("tasks.held_out", cfg.tasks.held_out),
                         ("tasks.answer_tokens", cfg.tasks.answer_tokens)):
         if value < 1:

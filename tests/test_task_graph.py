@@ -9,7 +9,6 @@ import pytest
 
 from agent import task_graph, tasks
 from agent.workspace import Workspace
-from model_runtime import LanguageModel
 from seal import config as seal_config
 
 TASK = {"train": [{"input": "abc", "output": "ABC"}, {"input": "dog", "output": "DOG"},
@@ -21,17 +20,21 @@ HUGE = '{"permutations": 3, "epochs": 10}'
 
 @pytest.fixture
 def plans(monkeypatch):
-    """The policy's plan samples, in order (the tiny model cannot write JSON); every other generation is real."""
+    """The policy's plans, in order: the tiny model cannot choose sensible values, so the plan writer is
+    scripted (`tasks.write_plan` is tested on its own); every other generation is real."""
     queue = []
-    real = LanguageModel.generate
-
-    def generate(self, prompts, **kwargs):
-        if "Choose how to train" in prompts[0]:
-            return [queue.pop(0) for _ in prompts]
-        return real(self, prompts, **kwargs)
-
-    monkeypatch.setattr(LanguageModel, "generate", generate)
+    monkeypatch.setattr(tasks, "write_plan", lambda complete, grids: queue.pop(0))
     return queue
+
+
+def test_the_policy_writes_plans_one_value_at_a_time(home):
+    """The real tiny model writes the values (garbage, mostly): every plan is kept as text, parsed or not."""
+    task = tasks.parse_task(TASK, "upper")
+    ws = Workspace.open(seal_config.load({"tasks": {"retries": 0, "value_tokens": 8}}))
+    prompt, texts = task_graph.sample_plans(ws, task, 3, 0, seed=1)
+    assert "Choose how to train" in prompt and len(texts) == 3
+    assert all(t.startswith('{"augmentations": [], "permutations": ') for t in texts), texts
+    assert task_graph.sample_plans(ws, task, 3, 0, seed=1)[1] == texts, "seeded: the same plans again"
 
 
 def test_a_task_is_learned_committed_in_its_lineage_and_solved(home, plans, tmp_path):
@@ -92,10 +95,16 @@ def test_task_commands_and_the_queue(home, plans, tmp_path, capsys, monkeypatch)
     solved = json.loads(run("task", "solve", str(tmp_path / "upper.json"), "--json").stdout)
     assert solved["version"] == 1 and [r["input"] for r in solved["answers"]] == ["cat", "hat"]
     assert solved["answers"][1]["correct"] is None and isinstance(solved["answers"][0]["correct"], bool)
+    new = json.loads(run("task", "solve", str(tmp_path / "upper.json"), "-i", "pen", "-i", "ink", "--json").stdout)
+    assert [(r["input"], r["correct"]) for r in new["answers"]] == [("pen", None), ("ink", None)]
+    assert new["answers"][0]["answer"] == task_graph.solve(Workspace.open(), tasks.with_inputs(
+        tasks.load_task(tmp_path / "upper.json"), ["pen"]))[0][0], "new inputs are answered as test inputs are"
 
     for args, problem in [(("task", "learn"), "one of them"), (("task", "solve", str(tmp_path / "nope.json")), "no such file"),
                           (("task", "learn", str(tmp_path / "broken.json")), "not a readable JSON"),
                           (("task", "learn", "--arc", "zzzzzzzz"), "no ARC task"),
+                          (("task", "solve", "--arc", "007bbfb7", "-i", "[[1,2],[3]]"), "rectangular"),
+                          (("task", "solve", "--arc", "007bbfb7", "-i", "12"), "grid"),
                           (("task", "learn", str(tmp_path / "upper.json"), "--plan", '{"epochs": 99}'), "epochs")]:
         bad = run(*args)
         assert bad.returncode == 1 and problem in bad.stderr.decode() and len(bad.stderr.decode().splitlines()) == 1

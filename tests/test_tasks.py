@@ -55,6 +55,31 @@ def test_invalid_plans_say_what_is_wrong(text, problem):
         tasks.parse_plan(text, grids=True)
 
 
+def scripted(values):
+    """A policy that continues each key with the next of `values` (and more text after it)."""
+    replies = iter(values)
+    return lambda text: next(replies) + ', "junk": 1}'
+
+
+def test_a_plan_is_written_one_value_at_a_time():
+    text = tasks.write_plan(scripted(['rotations", "colors"]', " 2", 'none"', 'all"', " 0.003", " 5"]), grids=True)
+    assert tasks.parse_plan(text, grids=True) == TrainingPlan(("rotations", "colors"), 2, "none", "all", 0.003, 5)
+    text = tasks.write_plan(scripted(["1", 'leave_one_out"', 'outputs"', "1e-3", "3"]), grids=False)
+    assert text.startswith('{"augmentations": [], "permutations": 1,'), "a text task has no tools to choose"
+    assert tasks.parse_plan(text, grids=False) == TrainingPlan(permutations=1, epochs=3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=20), min_size=6, max_size=6), st.booleans())
+def test_whatever_the_policy_writes_is_a_plan_or_a_clear_error(values, grids):
+    text = tasks.write_plan(scripted(values), grids=grids)
+    assert text.startswith('{"augmentations": [')
+    try:
+        tasks.parse_plan(text, grids=grids)
+    except InputError as e:
+        assert str(e) and "\n" not in str(e)
+
+
 def test_text_tasks_take_no_grid_tools():
     with pytest.raises(InputError, match="text task"):
         tasks.parse_plan('{"augmentations": ["flips"]}', grids=False)
