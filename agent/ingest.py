@@ -13,6 +13,7 @@ from pathlib import Path
 from threading import Event
 
 from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.graph.state import CompiledStateGraph
 
 from agent.graph import build_graph
 from agent.workspace import Workspace
@@ -103,22 +104,25 @@ def run_graph(ws: Workspace, doc: Document, saver: SqliteSaver, resume: bool, co
     When `stop` is set the run pauses after the stage in progress, checkpointed, and None is returned
     (`resume` continues it there)."""
     start = time.perf_counter()
-    graph = build_graph(saver)
-    config = thread(doc)
+    state = stepped(ws, build_graph(saver), thread(doc), {"document_id": doc.id, "collect": collect}, resume, stop)
+    return None if state is None else outcome(ws, doc.id, state, time.perf_counter() - start)
+
+
+def stepped(ws: Workspace, graph: CompiledStateGraph, config: dict, inputs: dict, resume: bool,
+            stop: Event | None) -> dict | None:
+    """Run a document's or a task's graph from `inputs` (with `resume`, on from its checkpoint when it has
+    one), stage by stage: each stage's state is checkpointed (durability="sync") before the next begins. The
+    final state, or None when `stop` was set: the run pauses after the stage in progress."""
     pending = graph.get_state(config).next if resume else ()
     if pending:
         ws.progress("resume", f"resuming at {', '.join(pending)}")
-        inputs = None
     else:
-        saver.delete_thread(config["configurable"]["thread_id"])
-        inputs = {"document_id": doc.id, "collect": collect}
-    # Stage by stage: each one's state is checkpointed (durability="sync") before the next begins.
-    for _ in graph.stream(inputs, config, context=ws, durability="sync", stream_mode="updates"):
+        graph.checkpointer.delete_thread(config["configurable"]["thread_id"])
+    for _ in graph.stream(None if pending else inputs, config, context=ws, durability="sync", stream_mode="updates"):
         if stop is not None and stop.is_set() and graph.get_state(config).next:
             ws.progress("pause", f"stopping; resume continues at {', '.join(graph.get_state(config).next)}")
             return None
-    state = graph.get_state(config).values
-    return outcome(ws, doc.id, state, time.perf_counter() - start)
+    return graph.get_state(config).values
 
 
 def outcome(ws: Workspace, document_id: int, state: dict, seconds: float, kind: str = "knowledge") -> IngestResult:

@@ -119,10 +119,17 @@ def work(ws: Workspace, job: Job, stop: Event) -> bool:
             # Its ingest finished (in the agent that stopped, or in `seal ingest --resume`); record it.
             doc = ws.store.document(job.document_id)
             result = {"document_id": doc.id, "status": doc.status, "version": ws.store.version_of_document(doc.id)}
-        elif job.kind == "task":  # learned in one go; an interrupted one starts over
+        elif job.kind == "task":
             doc, _ = ws.store.add_document(job.text, job.source, job.title, kind="task")  # job.text: dump_task's
             ws.store.start_job(job.id, doc.id)
-            result = asdict(task_graph.learn(ws, parse_task(json.loads(job.text), job.title), job.source))
+            task = parse_task(json.loads(job.text), job.title)
+            if interrupted and doc.status != "pending":  # finished by the agent that stopped
+                result = {"document_id": doc.id, "status": doc.status, "version": ws.store.active(task_graph.lineage(task))}
+            else:
+                learned = task_graph.learn(ws, task, job.source, resume=interrupted, stop=stop)
+                if learned is None:
+                    return False
+                result = asdict(learned)
         else:
             item = DocumentInput(job.source, job.title, job.text, tuple(tuple(qa) for qa in job.questions))
             doc, _ = ws.store.add_document(item.text, item.source, item.title)

@@ -17,6 +17,7 @@ import operator
 import shutil
 import time
 from pathlib import Path
+from threading import Event
 from typing import Annotated, Any, Literal, TypedDict
 
 import torch
@@ -29,7 +30,7 @@ from agent import tasks
 from agent.adapt import candidate_adapter, lora_config
 from agent.graph import after_verify
 from agent.generate import document_seed
-from agent.ingest import IngestResult, checkpointer, learning, outcome
+from agent.ingest import IngestResult, checkpointer, learning, outcome, stepped
 from agent.tasks import Example, Task, TrainingPlan
 from agent.workspace import Workspace
 from memory import Document, SelfEdit, Trial, Version
@@ -257,10 +258,12 @@ def commit(state: TaskState, runtime: Runtime[Workspace]) -> TaskState:
 
 # ---- entry points ----------------------------------------------------------------------------------
 
-def learn(ws: Workspace, task: Task, source: str, collect: bool = False, plan_text: str = "") -> IngestResult:
+def learn(ws: Workspace, task: Task, source: str, collect: bool = False, plan_text: str = "", resume: bool = False,
+          stop: Event | None = None) -> IngestResult | None:
     """Learn a task: its plans tried, the best committed as the next version of `task/<id>` (with `collect`,
     only scored, as policy data; with `plan_text`, that plan instead of the policy's). A task whose active
-    version already learned these very demonstrations is reported as known."""
+    version already learned these very demonstrations is reported as known. With `resume`, an interrupted
+    run goes on from its checkpoint; None: `stop` paused it between stages."""
     start = time.perf_counter()
     with learning(ws), checkpointer(ws) as saver:
         doc, _ = ws.store.add_document(tasks.dump_task(task), source, task.id, kind="task")
@@ -268,12 +271,11 @@ def learn(ws: Workspace, task: Task, source: str, collect: bool = False, plan_te
         active = ws.store.active(kind)
         if not collect and doc.status == "committed" and active and doc.id in ws.store.version(active, kind).documents:
             return IngestResult(doc.id, source, task.id, "known", active, None, None, f"already learned in v{active}", 0.0)
-        ws.store.reset_document(doc.id)
-        config = thread(doc)
-        saver.delete_thread(config["configurable"]["thread_id"])
+        if not (resume and doc.status == "pending"):
+            ws.store.reset_document(doc.id)
         inputs = {"document_id": doc.id, "collect": collect, "given_plan": plan_text}
-        state = build_task_graph(saver).invoke(inputs, config, context=ws, durability="sync")
-    return outcome(ws, doc.id, state, time.perf_counter() - start, lineage(task))
+        state = stepped(ws, build_task_graph(saver), thread(doc), inputs, resume and doc.status == "pending", stop)
+    return None if state is None else outcome(ws, doc.id, state, time.perf_counter() - start, lineage(task))
 
 
 def solve(ws: Workspace, task: Task) -> tuple[list[str], int]:

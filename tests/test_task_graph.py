@@ -4,6 +4,7 @@ the best committed in the task's own lineage (task/<id>), solved from it, known 
 home still consistent for `seal doctor`."""
 
 import json
+import threading
 
 import pytest
 
@@ -62,6 +63,43 @@ def test_a_task_is_learned_committed_in_its_lineage_and_solved(home, plans, tmp_
     answers, number = task_graph.solve(ws, task)
     assert number == 1 and len(answers) == 2 and all(isinstance(a, str) for a in answers)
     assert task_graph.learn(ws, task, "upper.json").status == "known"
+
+
+def test_a_stopped_task_goes_on_from_its_checkpoint(home, plans, tmp_path):
+    """`stop` set while a plan trains: learning pauses after that stage; the next run (as `seal run` does after
+    SIGTERM) continues at score, and no stage runs twice."""
+    task = tasks.parse_task(TASK, "upper")
+    stop = threading.Event()
+    ws = Workspace.open(seal_config.load({"tasks": {"k": 1, "min_accuracy": 0.0}}),
+                        progress=lambda stage, message: stop.set() if stage == "train" else None)
+    plans.append(VALID)
+    assert task_graph.learn(ws, task, "upper.json", stop=stop) is None
+    doc = ws.store.pending_documents("task")[0]
+    assert [e.data["stage"] for e in ws.store.events("stage", doc.id)] == ["plan", "train"]
+
+    stop.clear()
+    ws.progress = lambda stage, message: None
+    result = task_graph.learn(ws, task, "upper.json", resume=True)
+    assert result.status == "committed" and result.version == 1, result
+    assert [e.data["stage"] for e in ws.store.events("stage", doc.id)] == ["plan", "train", "score", "commit"]
+    assert len(ws.store.trials(doc.id)) == 1 and not plans, "the plan was sampled once"
+
+
+def test_the_agent_pauses_a_task_job_and_the_next_agent_finishes_it(home, plans):
+    from agent import runtime
+
+    stop = threading.Event()
+    ws = Workspace.open(seal_config.load({"tasks": {"k": 1, "min_accuracy": 0.0}}),
+                        progress=lambda stage, message: stop.set() if stage == "score" else None)
+    plans.append(VALID)
+    job = runtime.submit(ws, tasks.parse_task(TASK, "upper"))
+    assert runtime.work(ws, ws.store.next_job(), stop) is False, "paused after score, before commit"
+    assert runtime.status(ws)["current"]["stage"] == "commit"
+    stop.clear()
+    assert runtime.work(ws, ws.store.next_job(), stop) is True
+    done = ws.store.job(job.id)
+    assert done.status == "done" and done.result["status"] == "committed" and done.result["version"] == 1, done
+    assert [e.data["stage"] for e in ws.store.events("stage", done.document_id)] == ["plan", "train", "score", "commit"]
 
 
 def test_doctor_and_versions_see_task_lineages(home, plans, tmp_path, capsys, monkeypatch):
