@@ -9,11 +9,12 @@ follows it. Errors are JSON in OpenAI's shape: {"error": {"message", "type", "pa
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -23,7 +24,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from safetensors import SafetensorError
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters_store import parse_version
 from agent.ingest import DocumentInput, check_text, title_of
@@ -109,21 +112,34 @@ def _job(job: Job) -> dict[str, Any]:
             "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at}
 
 
+class Guard:
+    """Refuses a request without the API key, or with a body this server will not read, before any route
+    runs. Plain ASGI, so streamed replies and a client's disconnect pass through untouched."""
+
+    def __init__(self, app: ASGIApp, api_key: str | None):
+        self.app, self.api_key = app, api_key
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refusal = self.refusal(Headers(scope=scope)) if scope["type"] == "http" else None
+        await (refusal or self.app)(scope, receive, send)
+
+    def refusal(self, headers: Headers) -> JSONResponse | None:
+        if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
+            return _error(401, "missing or wrong API key: send `Authorization: Bearer KEY`", code="invalid_api_key")
+        length = headers.get("content-length")
+        if length is None and "chunked" in headers.get("transfer-encoding", ""):
+            return _error(411, "send the body with a Content-Length (chunked bodies are not accepted)")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return _error(413, f"request body over {MAX_BODY_BYTES:,} bytes", code="body_too_large")
+        return None
+
+
 def create_app(ws: Workspace, api_key: str | None = None, max_tokens_limit: int = 1024) -> FastAPI:
     app = FastAPI(title="seal", version="1", docs_url=None, redoc_url=None)
     generating = threading.Lock()  # held while decoding, and while adapters are loaded or unloaded
     batcher = Batcher(lambda: ws.engine, generating)
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Any) -> Any:
-        if api_key is not None and request.headers.get("authorization") != f"Bearer {api_key}":
-            return _error(401, "missing or wrong API key: send `Authorization: Bearer KEY`", code="invalid_api_key")
-        length = request.headers.get("content-length")
-        if length is None and "chunked" in request.headers.get("transfer-encoding", ""):
-            return _error(411, "send the body with a Content-Length (chunked bodies are not accepted)")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            return _error(413, f"request body over {MAX_BODY_BYTES:,} bytes", code="body_too_large")
-        return await call_next(request)
+    app.add_middleware(Guard, api_key=api_key)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, e: ApiError) -> JSONResponse:
@@ -185,10 +201,12 @@ def create_app(ws: Workspace, api_key: str | None = None, max_tokens_limit: int 
                            param="max_tokens")
         return tokens
 
-    def run(prompt: str, model: str, number: int | None, body: Sampling, max_tokens: int) -> Iterator[str]:
-        """Decode on a target: queued for the decoding thread, which batches concurrent greedy requests."""
+    def run(prompt: str, model: str, number: int | None, body: Sampling, max_tokens: int,
+            cancelled: threading.Event) -> Iterator[str]:
+        """Decode on a target: queued for the decoding thread, which batches concurrent greedy requests, and
+        stops decoding it once `cancelled` is set."""
         request = DecodeRequest(prompt, model, lambda: adapter(model, number), max_tokens, body.temperature,
-                                body.top_p, body.seed, body.repetition_penalty)
+                                body.top_p, body.seed, body.repetition_penalty, cancelled=cancelled)
         try:
             yield from batcher.submit(request)
         except Busy as e:
@@ -200,12 +218,14 @@ def create_app(ws: Workspace, api_key: str | None = None, max_tokens_limit: int 
         p, c = len(ws.engine.tokenizer(prompt)["input_ids"]), len(ws.engine.tokenizer(text)["input_ids"])
         return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
 
-    async def respond(kind: str, body: Sampling, to: tuple[str, int | None], prompt: str, max_tokens: int,
-                      log: str | None) -> Any:
-        """One completion from target `to`, whole or as server-sent events; `log`: the user turn to log."""
+    async def respond(request: Request, kind: str, body: Sampling, to: tuple[str, int | None], prompt: str,
+                      max_tokens: int, log: str | None) -> Any:
+        """One completion from target `to`, whole or as server-sent events; `log`: the user turn to log. A
+        client that goes away stops its decoding."""
         model, number = to
         ident, created = f"{kind}-{uuid.uuid4().hex[:24]}", int(time.time())
         chat = kind == "chatcmpl"
+        cancelled = threading.Event()
 
         def finish(text: str) -> str:
             if log is not None and number is not None:
@@ -214,13 +234,23 @@ def create_app(ws: Workspace, api_key: str | None = None, max_tokens_limit: int 
 
         if not body.stream:
             def whole() -> dict[str, Any]:
-                text = "".join(run(prompt, model, number, body, max_tokens)).strip()
+                text = "".join(run(prompt, model, number, body, max_tokens, cancelled)).strip()
                 choice = ({"index": 0, "message": {"role": "assistant", "content": text}} if chat
                           else {"index": 0, "text": text, "logprobs": None})
                 return {"id": ident, "object": "chat.completion" if chat else "text_completion", "created": created,
                         "model": model, "choices": [{**choice, "finish_reason": finish(text)}],
                         "usage": usage(prompt, text)}
-            return await run_in_threadpool(whole)
+
+            async def watch() -> None:
+                while not await request.is_disconnected():
+                    await asyncio.sleep(0.25)
+                cancelled.set()
+
+            watcher = asyncio.create_task(watch())
+            try:
+                return await run_in_threadpool(whole)
+            finally:
+                watcher.cancel()
 
         def events() -> Iterator[str]:
             obj = "chat.completion.chunk" if chat else "text_completion"
@@ -237,14 +267,21 @@ def create_app(ws: Workspace, api_key: str | None = None, max_tokens_limit: int 
             if chat:
                 yield chunk(None, role=True)
             pieces = []
-            for piece in run(prompt, model, number, body, max_tokens):
+            for piece in run(prompt, model, number, body, max_tokens, cancelled):
                 if piece:
                     pieces.append(piece)
                     yield chunk(piece)
             yield chunk(None, finish("".join(pieces)))
             yield "data: [DONE]\n\n"
 
-        return StreamingResponse(iterate_in_threadpool(events()), media_type="text/event-stream")
+        async def sent() -> AsyncIterator[str]:
+            try:
+                async for event in iterate_in_threadpool(events()):
+                    yield event
+            finally:  # finished, or the client went away (the response is cancelled)
+                cancelled.set()
+
+        return StreamingResponse(sent(), media_type="text/event-stream")
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
@@ -253,16 +290,16 @@ def create_app(ws: Workspace, api_key: str | None = None, max_tokens_limit: int 
         return {"object": "list", "data": [{"id": i, "object": "model", "created": 0, "owned_by": "seal"} for i in ids]}
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(body: ChatRequest) -> Any:
+    async def chat_completions(body: ChatRequest, request: Request) -> Any:
         to = target(body.model)
         messages = [m.model_dump() for m in body.messages]
         prompt = ws.engine.chat_prompt(messages)
         user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-        return await respond("chatcmpl", body, to, prompt, limit(body.max_tokens, 256), user)
+        return await respond(request, "chatcmpl", body, to, prompt, limit(body.max_tokens, 256), user)
 
     @app.post("/v1/completions")
-    async def completions(body: CompletionRequest) -> Any:
-        return await respond("cmpl", body, target(body.model), body.prompt, limit(body.max_tokens, 16), None)
+    async def completions(body: CompletionRequest, request: Request) -> Any:
+        return await respond(request, "cmpl", body, target(body.model), body.prompt, limit(body.max_tokens, 16), None)
 
     @app.post("/v1/load_lora_adapter")
     async def load_lora_adapter(body: LoadAdapter) -> dict[str, Any]:

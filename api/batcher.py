@@ -37,6 +37,7 @@ class DecodeRequest:
     seed: int
     repetition_penalty: float | None
     pieces: queue.Queue = field(default_factory=queue.Queue)  # str pieces, then DONE (or an exception)
+    cancelled: threading.Event = field(default_factory=threading.Event)  # its client went away: stop decoding it
 
     @property
     def greedy(self) -> bool:
@@ -51,7 +52,8 @@ class Batcher:
         self.start_lock = threading.Lock()
 
     def submit(self, request: DecodeRequest) -> Iterator[str]:
-        """Queue a request; yield its pieces as they are decoded. A full queue is refused (Busy)."""
+        """Queue a request; yield its pieces as they are decoded. A full queue is refused (Busy). Set
+        `request.cancelled` to drop it: decoding it stops within a token, and it ends."""
         with self.start_lock:
             if not self.started:
                 threading.Thread(target=self._loop, daemon=True, name="decoder").start()
@@ -95,6 +97,10 @@ class Batcher:
         engine = self.engine()
         adapters = []
         for r in list(batch):  # a request whose version cannot be attached fails alone
+            if r.cancelled.is_set():  # its client left while it waited
+                r.pieces.put(DONE)
+                batch.remove(r)
+                continue
             try:
                 adapters.append(r.adapter())
             except SealError as e:  # a pruned, unloaded or tampered version: that request fails with it
@@ -104,13 +110,15 @@ class Batcher:
             r = batch[0]
             penalty = {} if r.repetition_penalty is None else {"repetition_penalty": r.repetition_penalty}
             for piece in engine.stream(r.prompt, adapter=adapters[0], max_new_tokens=r.max_tokens,
-                                       temperature=r.temperature, top_p=r.top_p, seed=r.seed, **penalty):
+                                       temperature=r.temperature, top_p=r.top_p, seed=r.seed,
+                                       stop=r.cancelled.is_set, **penalty):
                 r.pieces.put(piece)
         elif batch:
             penalty = {} if batch[0].repetition_penalty is None else {"repetition_penalty": batch[0].repetition_penalty}
             rows = list(batch)
             for row, piece in engine.stream_rows([r.prompt for r in rows], adapters=adapters,
-                                                 max_new_tokens=[r.max_tokens for r in rows], **penalty):
+                                                 max_new_tokens=[r.max_tokens for r in rows],
+                                                 stopped=lambda row: rows[row].cancelled.is_set(), **penalty):
                 if piece is None:  # this row is done: its client need not wait for the longest row
                     rows[row].pieces.put(DONE)
                     batch.remove(rows[row])

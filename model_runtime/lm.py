@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -170,12 +170,15 @@ class LanguageModel:
 
     def stream(self, prompt: str, *, adapter: str | None = None, max_new_tokens: int = 256,
                temperature: float = 0.0, top_p: float = 1.0, repetition_penalty: float = 1.1,
-               seed: int = 0) -> Iterator[str]:
-        """Yield the completion of one prompt piece by piece as it is decoded."""
+               seed: int = 0, stop: Callable[[], bool] | None = None) -> Iterator[str]:
+        """Yield the completion of one prompt piece by piece as it is decoded; decoding ends early once
+        `stop()` is true (checked every token: a server's client went away)."""
         config = self._generation_config(max_new_tokens, temperature, top_p, repetition_penalty)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        yield from self._streamed(adapter, {**self.encode_left_padded([prompt]), "generation_config": config},
-                                  streamer, seed)
+        enc = self.encode_left_padded([prompt])
+        limits = _RowLimits(enc["input_ids"].shape[1], [max_new_tokens], None if stop is None else lambda row: stop())
+        yield from self._streamed(adapter, {**enc, "generation_config": config,
+                                            "stopping_criteria": StoppingCriteriaList([limits])}, streamer, seed)
 
     def _streamed(self, adapter: str | None, inputs: dict, streamer: Any, seed: int) -> Iterator[Any]:
         """Run `generate` in a thread with `streamer` and yield what the streamer yields; an error in the
@@ -200,11 +203,13 @@ class LanguageModel:
 
     @torch.inference_mode()
     def stream_rows(self, prompts: list[str], *, adapters: list[str | None], max_new_tokens: list[int],
-                    repetition_penalty: float = 1.1) -> Iterator[tuple[int, str | None]]:
+                    repetition_penalty: float = 1.1,
+                    stopped: Callable[[int], bool] | None = None) -> Iterator[tuple[int, str | None]]:
         """Greedy-decode several prompts together, each on its own adapter (None: the base model), and yield
         (row, piece) as each row's text grows, then (row, None) when that row is done (a stop token, or its own
-        `max_new_tokens`). One forward pass per step serves every row: a server answers concurrent requests
-        at batch speed. Must be consumed to the end (it holds the model meanwhile)."""
+        `max_new_tokens`, or `stopped(row)`: its client went away). One forward pass per step serves every
+        row: a server answers concurrent requests at batch speed. Must be consumed to the end (it holds the
+        model meanwhile)."""
         enc = self.encode_left_padded(prompts)
         # One adapter for every row is the fast path; per-row adapters go through PEFT's mixed batches.
         mixed = self.peft is not None and len(set(adapters)) > 1
@@ -212,19 +217,22 @@ class LanguageModel:
             enc["adapter_names"] = [a or "__base__" for a in adapters]
         config = self._generation_config(max(max_new_tokens), 0.0, 1.0, repetition_penalty)
         rows = _Rows(self.tokenizer, self.stop_ids, max_new_tokens)
-        stop = StoppingCriteriaList([_RowLimits(enc["input_ids"].shape[1], max_new_tokens)])
+        stop = StoppingCriteriaList([_RowLimits(enc["input_ids"].shape[1], max_new_tokens, stopped)])
         yield from self._streamed("*" if mixed else adapters[0], {**enc, "generation_config": config,
                                                                   "stopping_criteria": stop}, rows, seed=0)
 
 
 class _RowLimits(StoppingCriteria):
-    """Each row stops at its own token limit (generate stops rows at stop tokens itself)."""
+    """Each row stops at its own token limit, or once `stopped(row)` (generate stops rows at stop tokens itself)."""
 
-    def __init__(self, prompt_length: int, limits: list[int]):
-        self.prompt_length, self.limits = prompt_length, torch.tensor(limits)
+    def __init__(self, prompt_length: int, limits: list[int], stopped: Callable[[int], bool] | None = None):
+        self.prompt_length, self.limits, self.stopped = prompt_length, torch.tensor(limits), stopped
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
-        return torch.full_like(self.limits, input_ids.shape[1] - self.prompt_length, dtype=torch.long) >= self.limits
+        done = torch.full_like(self.limits, input_ids.shape[1] - self.prompt_length, dtype=torch.long) >= self.limits
+        if self.stopped is not None:
+            done |= torch.tensor([self.stopped(row) for row in range(len(self.limits))])
+        return done
 
 
 class _Rows(BaseStreamer):

@@ -11,7 +11,7 @@ folders (a shared filesystem when it runs on another machine)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -86,8 +86,9 @@ class RemoteEngine:
 
     def stream(self, prompt: str, *, adapter: str | None = None, max_new_tokens: int = 256,
                temperature: float = 0.0, top_p: float = 1.0, repetition_penalty: float = 1.1,
-               seed: int = 0) -> Iterator[str]:
-        """Yield the completion piece by piece (server-sent events)."""
+               seed: int = 0, stop: Callable[[], bool] | None = None) -> Iterator[str]:
+        """Yield the completion piece by piece (server-sent events); once `stop()` is true the stream is
+        closed, which ends the server's decoding too."""
         body = self._body(prompt, adapter, max_new_tokens, temperature, top_p, repetition_penalty, seed, stream=True)
         try:
             with self.client.stream("POST", "/v1/completions", json=body) as response:
@@ -95,6 +96,8 @@ class RemoteEngine:
                     raise SealError(f"generation server {self.url} answered {response.status_code}: "
                                     f"{response.read().decode(errors='replace')[:300]}")
                 for line in response.iter_lines():
+                    if stop is not None and stop():
+                        return
                     if line.startswith("data: ") and line != "data: [DONE]":
                         yield json.loads(line[6:])["choices"][0]["text"]
         except httpx.HTTPError as e:

@@ -171,6 +171,39 @@ def test_concurrent_greedy_requests_decode_together_and_answer_as_alone(server, 
     assert batches and max(batches) > 1, f"no batch was shared: {batches}"
 
 
+def test_a_client_that_goes_away_stops_its_decoding(learned, monkeypatch):
+    """A streamed reply whose client hangs up after two chunks, and a whole reply whose client times out:
+    each request's decoding stops within moments, far short of its max_tokens, and the server serves on."""
+    from model_runtime import LanguageModel
+
+    monkeypatch.setenv("SEAL_HOME", str(learned.home))
+    decoded, real = [], LanguageModel.stream
+
+    def counted(self, prompt, **kwargs):
+        decoded.append(0)
+        for piece in real(self, prompt, **kwargs):
+            decoded[-1] += 1
+            yield piece
+        decoded.append("done")
+
+    monkeypatch.setattr(LanguageModel, "stream", counted)
+    ask = {"model": "seal@v1", "max_tokens": 1500, "temperature": 0.8, "repetition_penalty": 1.0,
+           "messages": [{"role": "user", "content": "Tell me everything."}]}
+    with serving(create_app(Workspace.open(), max_tokens_limit=1500)) as url:
+        with httpx.stream("POST", url + "/v1/chat/completions", json={**ask, "stream": True}) as response:
+            lines = response.iter_lines()
+            assert [next(lines) for _ in range(6)]  # the role chunk and a few pieces arrive, then the client leaves
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(url + "/v1/chat/completions", json=ask, timeout=1.0)
+        deadline = time.monotonic() + 30
+        while decoded.count("done") < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert decoded.count("done") == 2, f"decoding went on after the clients left: {decoded}"
+        assert all(n < 1000 for n in decoded if n != "done"), decoded
+        short = httpx.post(url + "/v1/chat/completions", json={**ask, "max_tokens": 4}, timeout=30)
+        assert short.status_code == 200 and decoded[-1] == "done"
+
+
 def test_malformed_and_oversized_bodies(server):
     url, _ = server
     broken = httpx.post(url + "/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
