@@ -124,7 +124,8 @@ def work(ws: Workspace, job: Job, stop: Event) -> bool:
             ws.store.start_job(job.id, doc.id)
             task = parse_task(json.loads(job.text), job.title)
             if interrupted and doc.status != "pending":  # finished by the agent that stopped
-                result = {"document_id": doc.id, "status": doc.status, "version": ws.store.active(task_graph.lineage(task))}
+                result = {"document_id": doc.id, "status": doc.status,
+                          "version": ws.store.active(task_graph.lineage(task))}
             else:
                 learned = task_graph.learn(ws, task, job.source, resume=interrupted, stop=stop)
                 if learned is None:

@@ -98,7 +98,8 @@ def with_inputs(task: Task, inputs: list[str]) -> Task:
         try:
             return _value(json.loads(raw), where)
         except json.JSONDecodeError:
-            raise InputError(f"{where}: {task.id} is a grid task; give the input grid as JSON, e.g. [[0, 1], [1, 0]]") from None
+            raise InputError(f"{where}: {task.id} is a grid task; give the input grid as JSON, "
+                             "e.g. [[0, 1], [1, 0]]") from None
 
     return Task(task.id, task.train, tuple(Example(value(raw, f"input {i + 1}")) for i, raw in enumerate(inputs)))
 
@@ -258,9 +259,9 @@ def plan_messages(task: Task) -> list[dict[str, str]]:
 
 def write_plan(complete: Callable[[str], str], grids: bool) -> str:
     """A plan written one value at a time, as constrained decoding would: the runtime writes each key and
-    the opening of its value's type, `complete(text so far)` continues the text, and the first JSON value of the continuation is kept. A
-    continuation that is no JSON value ends the plan there, which then fails to parse (it scores zero). Text
-    tasks have no augmentations to choose."""
+    the opening of its value's type, `complete(text so far)` continues the text, and the first JSON value of
+    the continuation is kept. A continuation that is no JSON value ends the plan there, which then fails to
+    parse (it scores zero). Text tasks have no augmentations to choose; a grid plan names at least one."""
     text = "{"
     for key, value in dataclasses.asdict(DEFAULT_PLAN).items():
         text += ("" if text == "{" else ", ") + f'"{key}": '
