@@ -71,6 +71,17 @@ def masked_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE)
 
 
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (AVX512-BF16 or AMX). Without it oneDNN
+    emulates them: measured on an AVX2-only EPYC, a bf16 matmul ran at 0.9 GFLOP/s against 69 in fp32."""
+    return torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def autocast(bf16: bool):
+    """bfloat16 autocast when asked for and native to this CPU, otherwise plain fp32 (never the slow path)."""
+    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 and native_bf16() else nullcontext()
+
+
 def train_lora(lm: LanguageModel, adapter: str, examples: list[TrainingExample], cfg: TrainConfig,
                max_tokens: int = 256) -> TrainResult:
     """Train LoRA adapter `adapter` (already attached to `lm`) on `examples`; other weights stay frozen."""
@@ -91,7 +102,6 @@ def train_lora(lm: LanguageModel, adapter: str, examples: list[TrainingExample],
     total = cfg.epochs * math.ceil(len(rows) / cfg.batch_size)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / total)
     generator = torch.Generator().manual_seed(cfg.seed)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if cfg.bf16 else nullcontext()
 
     losses: list[float] = []
     tokens = 0
@@ -104,7 +114,7 @@ def train_lora(lm: LanguageModel, adapter: str, examples: list[TrainingExample],
                 # Pack the batch's rows into one (no pads, so no compute is spent on padding).
                 batch = pack([rows[j] for j in order[i:i + cfg.batch_size]])
                 # Forward; the loss ignores row starts and (for loss_on='completion') prompt tokens.
-                with autocast:
+                with autocast(cfg.bf16):
                     logits = forward(model, batch)
                 loss = masked_loss(logits, batch["labels"])
                 # Backward and one AdamW step on the LoRA weights, then decay the learning rate.

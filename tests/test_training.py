@@ -135,3 +135,18 @@ def test_rows_stream_what_each_row_decodes_alone(tiny_model_dir):
         same[row] += piece or ""
     assert [t.strip() for t in same] == [lm.generate([p], adapter="first", max_new_tokens=n, repetition_penalty=1.1)[0]
                                          for p, n in zip(prompts, limits)]
+
+
+def test_bf16_autocast_only_where_native(monkeypatch):
+    """train.bf16 turns on bfloat16 autocast only on a CPU that multiplies bf16 in hardware; elsewhere oneDNN
+    emulates it ~100x slower than fp32, so training must stay in fp32."""
+    from model_runtime import training
+
+    monkeypatch.setattr(training, "native_bf16", lambda: False)
+    with training.autocast(True):
+        assert not torch.is_autocast_enabled("cpu"), "emulated bf16 must not be used"
+    monkeypatch.setattr(training, "native_bf16", lambda: True)
+    with training.autocast(True):
+        assert torch.get_autocast_dtype("cpu") == torch.bfloat16 and torch.is_autocast_enabled("cpu")
+    with training.autocast(False):
+        assert not torch.is_autocast_enabled("cpu"), "bf16 = false means fp32"
