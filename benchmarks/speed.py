@@ -183,7 +183,8 @@ def markdown(s: dict[str, Any], command: str) -> str:
                  ["trained tokens/s", f"{a['tokens_per_second']:.0f}"],
                  ["useful training GFLOP/s (2 × forward FLOPs/token)", f"{a['gflop_s']:.0f}"],
                  ["share of fp32 peak (target ≥ 60 %)", f"{100 * a['fraction_of_fp32_peak']:.0f} %"],
-                 ["share of bf16 peak", f"{100 * a['fraction_of_bf16_peak']:.0f} %"]]),
+                 ["share of bf16 peak", f"{100 * a['fraction_of_bf16_peak']:.0f} %" if m.get("native_bf16", True)
+                  else "— (bf16 emulated, not used)"]]),
              "",
              report.table(["decode batch", "tokens/s", "roofline bound tokens/s", "share of bound"],
                           [[b, f"{d['tokens_per_second']:.0f}", f"{d['bound']:.0f}", f"{100 * d['fraction_of_bound']:.0f} %"]
