@@ -139,7 +139,7 @@ def test_rows_stream_what_each_row_decodes_alone(tiny_model_dir):
 
 def test_bf16_autocast_only_where_native(monkeypatch):
     """train.bf16 turns on bfloat16 autocast only on a CPU that multiplies bf16 in hardware; elsewhere oneDNN
-    emulates it ~100x slower than fp32, so training must stay in fp32."""
+    emulates it ~50x slower than fp32, so training must stay in fp32."""
     from model_runtime import training
 
     monkeypatch.setattr(training, "native_bf16", lambda: False)
