@@ -3,7 +3,7 @@
             active policy, trains and scores each exactly as verify does (from the active knowledge
             version, same probes, fixed seeds per document) and logs each as a trial; nothing commits.
             Ordinary ingests with K > 1 log their candidates the same way.
-  select  — per document, the candidate with the highest positive reward.
+  select  — per document, the candidate with the highest reward, if it exceeds `policy.min_reward` (0).
   update  — M-step: fine-tune the policy adapter (from the active policy version) on the selected
             (prompt → self-edit) pairs, loss on the self-edit tokens only; commit a policy version.
   due     — the schedule: every N committed documents, or N new positive-reward trials."""
@@ -42,16 +42,17 @@ class Example:
     completion: str
 
 
-def select(trials: list[tuple[Trial, SelfEdit]]) -> list[Example]:
-    """Per document, the candidate with the highest reward, kept only if that reward is positive.
-    Ties go to the candidate that trained on fewer tokens (the shorter self-edit), then the earlier trial."""
+def select(trials: list[tuple[Trial, SelfEdit]], min_reward: float = 0.0) -> list[Example]:
+    """Per document, the candidate with the highest reward, kept only if that reward exceeds `min_reward`
+    (0: any gain). Ties go to the candidate that trained on fewer tokens (the shorter self-edit), then the
+    earlier trial."""
     best: dict[int, tuple[Trial, SelfEdit]] = {}
     for trial, edit in trials:
         held = best.get(trial.document_id)
         if held is None or (trial.reward, -trial.tokens, -trial.id) > (held[0].reward, -held[0].tokens, -held[0].id):
             best[trial.document_id] = (trial, edit)
     return [Example(t.id, t.document_id, t.reward, t.tokens, e.prompt, e.text)
-            for t, e in sorted(best.values(), key=lambda pair: pair[0].id) if t.reward > 0]
+            for t, e in sorted(best.values(), key=lambda pair: pair[0].id) if round(t.reward, 9) > min_reward]
 
 
 def collect(ws: Workspace, documents: list[DocumentInput]) -> Iterator[IngestResult]:
@@ -70,7 +71,7 @@ def collect(ws: Workspace, documents: list[DocumentInput]) -> Iterator[IngestRes
 
 def training_set(ws: Workspace) -> list[Example]:
     """The selected examples among the trials of self-edits the active policy version wrote."""
-    return select(ws.store.policy_trials(ws.store.active("policy")))
+    return select(ws.store.policy_trials(ws.store.active("policy")), ws.config.policy.min_reward)
 
 
 def update(ws: Workspace, reason: str = "requested") -> Version:
@@ -85,8 +86,9 @@ def _update(ws: Workspace, reason: str) -> Version:
     parent = ws.store.active("policy")
     examples = training_set(ws)
     if not examples:
-        raise InputError(f"no document has a positive-reward self-edit from policy v{parent} yet; "
-                         "run `seal rl collect` (or ingest with --set self_edit.k=4) first")
+        raise InputError(f"no document has a self-edit from policy v{parent} with reward above "
+                         f"{ws.config.policy.min_reward:g} yet; run `seal rl collect` (or ingest with "
+                         "--set self_edit.k=4) first, or lower policy.min_reward")
     pc = ws.config.policy
     cfg = dataclasses.replace(ws.config.train, learning_rate=pc.learning_rate, epochs=pc.epochs,
                               batch_size=pc.batch_size, loss_on="completion")
@@ -127,7 +129,7 @@ def status(ws: Workspace) -> dict[str, Any]:
     """What the next update would learn from, when the last one ran, and whether one is due."""
     active = ws.store.active("policy")
     trials = ws.store.policy_trials(active)
-    examples = select(trials)
+    examples = select(trials, ws.config.policy.min_reward)
     last = ws.store.version(active, "policy") if active else None
     return {"active": active, "versions": len(ws.store.versions("policy")),
             "last_update": last.created_at.isoformat(timespec="seconds") if last else None,

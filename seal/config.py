@@ -80,6 +80,8 @@ class PolicyConfig:
     learning_rate: float = _help("AdamW peak learning rate of a policy update (ReST-EM M-step).", 1e-3)
     epochs: int = _help("Passes over the selected (prompt -> self-edit) pairs in a policy update.", 2)
     batch_size: int = _help("Pairs per optimiser step in a policy update.", 4)
+    min_reward: float = _help("A document's best self-edit is learned from only if its reward exceeds this "
+                              "(0: any gain; 0.25: at least two more of four probes right).", 0.0)
     max_tokens: int = _help("Longest (prompt + self-edit) pair trained on, in tokens.", 1024)
     update_every_documents: int = _help("Run a policy update after this many committed documents (0: never automatically).", 0)
     update_every_positive: int = _help("Run a policy update once this many new positive-reward trials exist (0: never automatically).", 0)
@@ -187,7 +189,7 @@ def _problems(cfg: Config) -> list[str]:
         if value < 0:
             p.append(f"{name} = {value}: must be 0 or more")
     for name, value in (("verify.min_gain", v.min_gain), ("verify.max_retention_drop", v.max_retention_drop),
-                        ("verify.max_general_drop", v.max_general_drop)):
+                        ("verify.max_general_drop", v.max_general_drop), ("policy.min_reward", pol.min_reward)):
         if not -1 <= value <= 1:
             p.append(f"{name} = {value}: accuracy points are fractions in [-1, 1]")
     return p

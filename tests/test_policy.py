@@ -41,6 +41,15 @@ def test_selection_keeps_the_best_positive_candidate_per_document():
     assert policy.select([trial(1, 1, 0.0), trial(2, 1, -0.4)]) == []
 
 
+def test_selection_threshold_keeps_only_rewards_above_it():
+    """With min_reward 0.25, a best self-edit of +0.25 (one more of four probes) is left out and +0.5 kept;
+    a reward of 0.1 + 0.2 is not taken for more than 0.3 by float rounding."""
+    trials = [trial(1, 1, 0.25), trial(2, 2, 0.5), trial(3, 2, 0.25), trial(4, 3, 0.75)]
+    assert [e.trial_id for e in policy.select(trials, 0.25)] == [2, 4]
+    assert [e.trial_id for e in policy.select(trials, 0.5)] == [4]
+    assert policy.select([trial(5, 4, 0.1 + 0.2)], 0.3) == []
+
+
 def test_policy_pairs_carry_loss_on_the_self_edit_only(home):
     """A (prompt → self-edit) pair trains on the self-edit's tokens; every prompt token is IGNORE."""
     ws = Workspace.open()
@@ -80,11 +89,13 @@ def test_update_commits_policy_versions_in_a_lineage(home):
     trials; self-edits are then written by v1; round 2 → v2 (parent v1); rollback to v1 makes it active
     again, and the next self-edits are v1's."""
     ws = Workspace.open(seal_config.load({"self_edit": {"k": 2}}))
-    with pytest.raises(InputError, match="no document has a positive-reward self-edit"):
+    with pytest.raises(InputError, match="no document has a self-edit from policy v0 with reward above 0"):
         policy.update(ws)
     [a, b] = _collect(ws, ("A", DOCUMENT, SUPPLIED), ("B", OTHER, ()))
     first_a = ws.store.trials(a.document_id)[0].id
     _reward(ws, [first_a], 0.5)
+    strict = Workspace.open(seal_config.load({"policy": {"min_reward": 0.5}}), lm=ws.lm)
+    assert policy.training_set(strict) == [] and policy.status(strict)["examples"] == 0
     v1 = policy.update(ws)
     assert (v1.kind, v1.number, v1.parent) == ("policy", 1, 0)
     assert v1.metrics["trials"] == [first_a] and v1.documents == [a.document_id]
