@@ -15,6 +15,7 @@ Run: seal bench knowledge --data ../shared/data/squad_val.json --n 50
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import time
 from collections.abc import Callable
@@ -146,36 +147,73 @@ def plot(summary: list[dict[str, Any]], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def resumable(path: Path, provenance: dict[str, Any]) -> dict[str, Any]:
+    """The interrupted run at `path`, checked to have the same arguments and configuration as this one."""
+    if not path.exists():
+        raise InputError(f"nothing to resume: {path} does not exist; run without --resume")
+    result = json.loads(path.read_text(encoding="utf-8"))
+    if "self_edits" not in result:
+        raise InputError(f"{path} records no self-edits (written by an older version); run without --resume")
+    now = json.loads(json.dumps({"arguments": provenance["arguments"], "config": provenance["config"]}))
+    changed = [d for key in ("arguments", "config") for d in _differences(result[key], now[key], key)]
+    if changed:
+        raise InputError(f"{path} was run with other settings ({', '.join(changed)}); resume with the same "
+                         "options and configuration, or run without --resume")
+    return result
+
+
+def _differences(a: Any, b: Any, prefix: str) -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(a.keys() | b.keys()) for d in _differences(a.get(k), b.get(k), f"{prefix}.{k}")]
+    return [] if a == b else [prefix]
+
+
 def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Config, *, out: Path, stem: str,
         provenance: dict[str, Any], policies: list[tuple[int, str | None]] = [(0, None)],
-        progress: Progress = lambda done, total, message: None) -> list[dict[str, Any]]:
+        progress: Progress = lambda done, total, message: None,
+        resume: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Score every condition on every passage; the JSON and table are rewritten after each passage, the
     plot at the end. `policies` are (policy version, its attached adapter name; None for v0, the base):
-    each writes one self-edit per passage and format, from the same seeds."""
+    each writes one self-edit per passage and format, from the same seeds. The self-edits are recorded
+    before any passage is scored, so `resume` (an interrupted run's result, see `resumable`) carries on
+    from its next passage with them, and needs none of the policies' adapters."""
     unknown = [f for f in formats if f not in SELF_EDIT_FORMATS]
     if unknown or not formats:
         raise InputError(f"formats {unknown or '(none)'}: use any of {', '.join(SELF_EDIT_FORMATS)}")
     start = time.perf_counter()
-    named = len(policies) > 1 or policies[0][0] != 0
     edits: dict[str, list[tuple[str, str]]] = {}
-    for number, adapter in policies:
+    records: list[dict[str, Any]] = []
+    earlier = 0.0
+    if resume is not None:
+        edits = {label: [(f, text) for f, text in pairs] for label, pairs in resume["self_edits"].items()}
+        records, earlier = resume["records"], resume["seconds"]
+        segment = {k: provenance[k] for k in ("command", "git", "machine", "started")}
+        provenance = {k: resume[k] for k in provenance} | {"resumed": [*resume.get("resumed", []),
+                                                                       segment | {"from_passage": len(records)}]}
+    named = len(policies) > 1 or policies[0][0] != 0
+    for number, adapter in policies if resume is None else []:
         progress(0, len(passages), f"policy v{number}: sampling {len(passages) * len(formats)} self-edits")
         sampled = batch_self_edits(lm, passages, formats, cfg, adapter)
         for f in formats:
             edits[self_edit_label(f, number if named else None)] = [(f, e[f]) for e in sampled]
     labels = [NONE, IN_CONTEXT, PASSAGE, *edits]
 
-    records: list[dict[str, Any]] = []
-    summary: list[dict[str, Any]] = []
-    for i, passage in enumerate(passages):
-        progress(i, len(passages), passage.title)
-        arms: dict[str, tuple[str, str] | None] = {PASSAGE: None} | {label: e[i] for label, e in edits.items()}
-        records.append(score_passage(lm, passage, arms, cfg))
-        summary = summarize(records, labels)
+    def snapshot() -> list[dict[str, Any]]:
+        summary = summarize(records, labels) if records else []
         result = {**provenance, "benchmark": "knowledge", "passages_done": len(records), "passages": len(passages),
-                  "complete": len(records) == len(passages), "seconds": round(time.perf_counter() - start, 1),
-                  "summary": summary, "records": records}
-        report.write(out, stem, result, markdown(summary, len(records), provenance["command"]))
+                  "complete": len(records) == len(passages), "seconds": round(earlier + time.perf_counter() - start, 1),
+                  "summary": summary, "self_edits": edits, "records": records}
+        table = (markdown(summary, len(records), provenance["command"]) if records else
+                 f"### Knowledge incorporation: self-edits sampled, no passage scored yet\n\n`{provenance['command']}`")
+        report.write(out, stem, result, table)
+        return summary
+
+    summary = snapshot()
+    for i in range(len(records), len(passages)):
+        progress(i, len(passages), passages[i].title)
+        arms: dict[str, tuple[str, str] | None] = {PASSAGE: None} | {label: e[i] for label, e in edits.items()}
+        records.append(score_passage(lm, passages[i], arms, cfg))
+        summary = snapshot()
     progress(len(passages), len(passages), "done")
     plot(summary, out / f"{stem}.png", f"SQuAD knowledge incorporation, {len(passages)} passages")
     return summary

@@ -597,6 +597,7 @@ def bench_knowledge(
     formats: Annotated[str, typer.Option(help="Self-edit prompt formats to compare, comma-separated.")] = ",".join(seal_config.SELF_EDIT_FORMATS),
     policies: Annotated[str, typer.Option(help="Policy versions (of SEAL_HOME) whose self-edits are scored, e.g. v0,v2.")] = "v0",
     out: Annotated[Path, typer.Option(help="Directory for the JSON, markdown and PNG results.")] = DEFAULT_RESULTS,
+    resume: Annotated[bool, typer.Option(help="Carry on an interrupted run (same options) from its JSON under --out; its recorded self-edits are reused, so the policies need not exist here.")] = False,
 ) -> None:
     """Single-passage knowledge incorporation: no adaptation, in context, passage only, passage + self-edit per format."""
     from benchmarks import knowledge, report, squad
@@ -604,14 +605,17 @@ def bench_knowledge(
     passages = squad.split(squad.load(data), split, n, offset)
     chosen = [f.strip() for f in formats.split(",") if f.strip()]
     numbers = _version_list(policies)
-    cfg, lm = _bench_model()
-    ws = None if numbers == [0] else _workspace()
-    arms = [(v, ws.attach("policy", v) if ws else None) for v in numbers]
     stem = f"knowledge-{split}-n{n}" + (f"-from{offset}" if offset else "") + ("" if numbers == [0] else "-policies-" + "-".join(f"v{v}" for v in numbers))
     args = {"data": str(data), "n": n, "split": split, "offset": offset, "formats": chosen, "policies": numbers}
+    cfg = _config()
+    provenance = report.provenance(cfg, args)
+    previous = knowledge.resumable(out / f"{stem}.json", provenance) if resume else None
+    cfg, lm = _bench_model()
+    ws = None if numbers == [0] or previous else _workspace()
+    arms = [(v, ws.attach("policy", v) if ws else None) for v in numbers]
     with _bench_progress("knowledge") as progress:
-        knowledge.run(lm, passages, chosen, cfg, out=out, stem=stem, provenance=report.provenance(cfg, args),
-                      policies=arms, progress=progress)
+        knowledge.run(lm, passages, chosen, cfg, out=out, stem=stem, provenance=provenance, policies=arms,
+                      progress=progress, resume=previous)
     _print_markdown(out / f"{stem}.md")
     console.print(f"[dim]results: {out / stem}.json, .md, .png[/]")
 
@@ -779,9 +783,11 @@ def rl_eval(
     offset: Annotated[int, typer.Option(help="Skip this many records of the split first.")] = 0,
     formats: Annotated[str, typer.Option(help="Prompt formats to compare, comma-separated.")] = "rewrite",
     out: Annotated[Path, typer.Option(help="Directory for the JSON, markdown and PNG results.")] = DEFAULT_RESULTS,
+    resume: Annotated[bool, typer.Option(help="Carry on an interrupted eval (same options) from its JSON; the policies need not exist here.")] = False,
 ) -> None:
     """Score each policy's self-edits (per format) on the same documents and seeds: closed-book accuracy and reward."""
-    bench_knowledge(data=data, n=n, split=split, offset=offset, formats=formats, policies=policies, out=out)
+    bench_knowledge(data=data, n=n, split=split, offset=offset, formats=formats, policies=policies, out=out,
+                    resume=resume)
 
 
 def _task(path: Optional[Path], arc: Optional[str]) -> Any:

@@ -110,6 +110,45 @@ def test_bench_knowledge_on_tiny_model(home, data, tmp_path, capsys):
     assert (out / "knowledge-eval-n2.png").stat().st_size > 0 and "Knowledge incorporation" in stdout
 
 
+def test_interrupted_knowledge_run_resumes_to_the_same_result(home, data, tmp_path, capsys, monkeypatch):
+    """A run stopped after its first passage, resumed with --resume, ends with the records and self-edits
+    of an uninterrupted run; a resume with other options, or with nothing to resume, is a one-line error."""
+    from benchmarks import knowledge
+
+    args = ["bench", "knowledge", "--data", str(data), "--n", "2", "--formats", "rewrite"]
+    assert run_cli([*args, "--out", str(tmp_path / "whole")], capsys)[0] == 0
+    whole = json.loads((tmp_path / "whole" / "knowledge-eval-n2.json").read_text())
+
+    score, calls = knowledge.score_passage, []
+
+    def stop_at_second(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return score(*a, **k)
+
+    monkeypatch.setattr(knowledge, "score_passage", stop_at_second)
+    out = tmp_path / "parts"
+    assert run_cli([*args, "--out", str(out)], capsys)[0] != 0  # Ctrl-C during the second passage
+    partial = json.loads((out / "knowledge-eval-n2.json").read_text())
+    assert (partial["passages_done"], partial["complete"]) == (1, False)
+    monkeypatch.setattr(knowledge, "score_passage", score)
+
+    code, _, err = run_cli(["--set", "train.epochs=1", *args, "--out", str(out), "--resume"], capsys)
+    assert code == 1 and "config.train.epochs" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli([*args, "--out", str(tmp_path / "none"), "--resume"], capsys)
+    assert code == 1 and "nothing to resume" in err
+
+    assert run_cli([*args, "--out", str(out), "--resume"], capsys)[0] == 0
+    resumed = json.loads((out / "knowledge-eval-n2.json").read_text())
+    assert resumed["complete"] and resumed["self_edits"] == whole["self_edits"]
+    untimed = lambda records: [{**r, "conditions": {label: {k: v for k, v in c.items() if k != "train_seconds"}
+                                                      for label, c in r["conditions"].items()}} for r in records]
+    assert untimed(resumed["records"]) == untimed(whole["records"]) and resumed["summary"] == whole["summary"]
+    assert resumed["started"] == partial["started"] and [r["from_passage"] for r in resumed["resumed"]] == [1]
+    assert (out / "knowledge-eval-n2.png").stat().st_size > 0
+
+
 def test_bench_continual_on_tiny_model(home, data, tmp_path, capsys):
     """Both arms learn the same documents; each yields a (k+1)×k matrix whose row 0 is the base."""
     out = tmp_path / "results"
