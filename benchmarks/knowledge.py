@@ -185,8 +185,7 @@ def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Con
     records: list[dict[str, Any]] = []
     earlier = 0.0
     if resume is not None:
-        edits = {label: [(f, text) for f, text in pairs] for label, pairs in resume["self_edits"].items()}
-        records, earlier = resume["records"], resume["seconds"]
+        edits, records, earlier = resume["self_edits"], resume["records"], resume["seconds"]
         segment = {k: provenance[k] for k in ("command", "git", "machine", "started")}
         provenance = {k: resume[k] for k in provenance} | {"resumed": [*resume.get("resumed", []),
                                                                        segment | {"from_passage": len(records)}]}

@@ -574,10 +574,10 @@ def _version_list(text: str) -> list[int]:
     return numbers
 
 
-def _bench_model() -> Any:
+def _bench_model(cfg: seal_config.Config | None = None) -> Any:
     from agent.workspace import load_model
 
-    cfg = _config()
+    cfg = cfg or _config()
     console.print("[dim]loading the model[/]")
     return cfg, load_model(cfg.model, seal_config.home() / "models")
 
@@ -610,7 +610,7 @@ def bench_knowledge(
     cfg = _config()
     provenance = report.provenance(cfg, args)
     previous = knowledge.resumable(out / f"{stem}.json", provenance) if resume else None
-    cfg, lm = _bench_model()
+    cfg, lm = _bench_model(cfg)
     ws = None if numbers == [0] or previous else _workspace()
     arms = [(v, ws.attach("policy", v) if ws else None) for v in numbers]
     with _bench_progress("knowledge") as progress:
