@@ -154,23 +154,38 @@ def plot(summary: dict[str, Any], path: Path) -> None:
 
 def run(lm: LanguageModel, sequences: list[list[Passage]], arms: list[str], cfg: Config, *, homes: Path,
         model_cache: Path, out: Path, stem: str, provenance: dict[str, Any],
-        progress: Progress = lambda done, total, message: None) -> dict[str, Any]:
-    """Both arms on every sequence; the JSON and table are rewritten after each sequence."""
+        progress: Progress = lambda done, total, message: None, resume: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Both arms on every sequence; the JSON and table are rewritten after each sequence. `resume` (an
+    interrupted run's result, see `report.resumable`) keeps its finished sequences and runs the rest."""
     if not arms or any(a not in ARMS for a in arms):
         raise InputError(f"arms {arms}: use any of {', '.join(ARMS)}")
     length = len(sequences[0])
     total = len(sequences) * len(arms) * length
-    done = 0
     start = time.perf_counter()
     runs: list[dict[str, Any]] = []
-    summary: dict[str, Any] = {}
+    earlier = 0.0
+    if resume is not None:
+        runs, earlier = resume["runs"], resume["seconds"]
+        provenance = report.resumed(resume, provenance, from_sequence=len(runs))
+    done = len(runs) * len(arms) * length
 
     def step(message: str) -> None:
         nonlocal done
         progress(done, total, message)
         done += 1
 
-    for s, passages in enumerate(sequences):
+    def snapshot() -> dict[str, Any]:
+        matrices = {arm: mean_matrix([r[arm]["matrix"] for r in runs]) for arm in arms}
+        summary = {"sequences": len(runs), "length": length, "mean_matrix": matrices,
+                   "measures": {arm: measures(m) for arm, m in matrices.items()},
+                   "commits": {"protected": sum(st["decision"] == "committed" for r in runs for st in r["protected"]["steps"])}
+                   if "protected" in arms else {}}
+        result_json = {**provenance, "benchmark": "continual", "complete": len(runs) == len(sequences),
+                       "seconds": round(earlier + time.perf_counter() - start, 1), "summary": summary, "runs": runs}
+        report.write(out, stem, result_json, markdown(summary, provenance["command"]))
+        return summary
+
+    for s, passages in enumerate(sequences[len(runs):], start=len(runs)):
         baseline = accuracies(lm, passages, None, cfg)
         record: dict[str, Any] = {"titles": [p.title for p in passages], "no_adaptation": baseline}
         for arm in arms:
@@ -178,14 +193,8 @@ def run(lm: LanguageModel, sequences: list[list[Passage]], arms: list[str], cfg:
                       else plain(lm, passages, cfg, model_cache, step))
             record[arm] = {"matrix": [baseline, *result["rows"]], "steps": result["steps"]}
         runs.append(record)
-        matrices = {arm: mean_matrix([r[arm]["matrix"] for r in runs]) for arm in arms}
-        summary = {"sequences": len(runs), "length": length, "mean_matrix": matrices,
-                   "measures": {arm: measures(m) for arm, m in matrices.items()},
-                   "commits": {"protected": sum(st["decision"] == "committed" for r in runs for st in r["protected"]["steps"])}
-                   if "protected" in arms else {}}
-        result_json = {**provenance, "benchmark": "continual", "complete": len(runs) == len(sequences),
-                       "seconds": round(time.perf_counter() - start, 1), "summary": summary, "runs": runs}
-        report.write(out, stem, result_json, markdown(summary, provenance["command"]))
+        snapshot()
+    summary = snapshot()
     progress(total, total, "done")
     plot(summary, out / f"{stem}.png")
     return summary

@@ -15,7 +15,6 @@ Run: seal bench knowledge --data ../shared/data/squad_val.json --n 50
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 from collections.abc import Callable
@@ -148,24 +147,11 @@ def plot(summary: list[dict[str, Any]], path: Path, title: str) -> None:
 
 
 def resumable(path: Path, provenance: dict[str, Any]) -> dict[str, Any]:
-    """The interrupted run at `path`, checked to have the same arguments and configuration as this one."""
-    if not path.exists():
-        raise InputError(f"nothing to resume: {path} does not exist; run without --resume")
-    result = json.loads(path.read_text(encoding="utf-8"))
+    """The interrupted run at `path` (see `report.resumable`), which must have recorded its self-edits."""
+    result = report.resumable(path, provenance)
     if "self_edits" not in result:
         raise InputError(f"{path} records no self-edits (written by an older version); run without --resume")
-    now = json.loads(json.dumps({"arguments": provenance["arguments"], "config": provenance["config"]}))
-    changed = [d for key in ("arguments", "config") for d in _differences(result[key], now[key], key)]
-    if changed:
-        raise InputError(f"{path} was run with other settings ({', '.join(changed)}); resume with the same "
-                         "options and configuration, or run without --resume")
     return result
-
-
-def _differences(a: Any, b: Any, prefix: str) -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        return [d for k in sorted(a.keys() | b.keys()) for d in _differences(a.get(k), b.get(k), f"{prefix}.{k}")]
-    return [] if a == b else [prefix]
 
 
 def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Config, *, out: Path, stem: str,
@@ -186,9 +172,7 @@ def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Con
     earlier = 0.0
     if resume is not None:
         edits, records, earlier = resume["self_edits"], resume["records"], resume["seconds"]
-        segment = {k: provenance[k] for k in ("command", "git", "machine", "started")}
-        provenance = {k: resume[k] for k in provenance} | {"resumed": [*resume.get("resumed", []),
-                                                                       segment | {"from_passage": len(records)}]}
+        provenance = report.resumed(resume, provenance, from_passage=len(records))
     named = len(policies) > 1 or policies[0][0] != 0
     for number, adapter in policies if resume is None else []:
         progress(0, len(passages), f"policy v{number}: sampling {len(passages) * len(formats)} self-edits")

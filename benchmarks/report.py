@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from seal.config import Config
+from seal.errors import InputError
 
 RESULTS = Path("benchmarks/results")
 Z95 = 1.959964
@@ -51,6 +52,32 @@ def provenance(cfg: Config, args: dict[str, Any]) -> dict[str, Any]:
     return {"command": "seal " + " ".join(sys.argv[1:]) if Path(sys.argv[0]).name == "seal" else " ".join(sys.argv),
             "arguments": args, "config": dataclasses.asdict(cfg), "git": git_revision(), "machine": machine(),
             "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+
+
+def resumable(path: Path, provenance: dict[str, Any]) -> dict[str, Any]:
+    """The interrupted run at `path`, checked to have the same arguments and configuration as this one."""
+    if not path.exists():
+        raise InputError(f"nothing to resume: {path} does not exist; run without --resume")
+    result = json.loads(path.read_text(encoding="utf-8"))
+    now = json.loads(json.dumps({"arguments": provenance["arguments"], "config": provenance["config"]}))
+    changed = [d for key in ("arguments", "config") for d in _differences(result.get(key), now[key], key)]
+    if changed:
+        raise InputError(f"{path} was run with other settings ({', '.join(changed)}); resume with the same "
+                         "options and configuration, or run without --resume")
+    return result
+
+
+def _differences(a: Any, b: Any, prefix: str) -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(a.keys() | b.keys()) for d in _differences(a.get(k), b.get(k), f"{prefix}.{k}")]
+    return [] if a == b else [prefix]
+
+
+def resumed(previous: dict[str, Any], provenance: dict[str, Any], **position: int) -> dict[str, Any]:
+    """The interrupted run's provenance, with this run (command, git, machine, start, and `position`: where
+    it took up) appended under `resumed`."""
+    segment = {k: provenance[k] for k in ("command", "git", "machine", "started")} | position
+    return {k: previous[k] for k in provenance} | {"resumed": [*previous.get("resumed", []), segment]}
 
 
 def mean_interval(values: list[float], bounds: tuple[float, float] = (0.0, 1.0)) -> tuple[float, float, float]:

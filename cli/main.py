@@ -629,19 +629,23 @@ def bench_continual(
     offset: Annotated[int, typer.Option(help="Skip this many passages of the split first.")] = 0,
     arms: Annotated[str, typer.Option(help="protected (the runtime: gate, replay, versions) and/or plain (sequential merged LoRA).")] = "protected,plain",
     out: Annotated[Path, typer.Option(help="Directory for the JSON, markdown and PNG results.")] = DEFAULT_RESULTS,
+    resume: Annotated[bool, typer.Option(help="Carry on an interrupted run (same options) from its JSON under --out: its finished sequences are kept, the rest are run.")] = False,
 ) -> None:
     """Forgetting: learn documents one after another; after each, accuracy on every document so far."""
     from benchmarks import continual, report, squad
 
     passages = squad.split(squad.load(data), split, sequences * length, offset)
     chosen = [a.strip() for a in arms.split(",") if a.strip()]
-    cfg, lm = _bench_model()
     stem = f"continual-{split}-{sequences}x{length}" + (f"-from{offset}" if offset else "")
     args = {"data": str(data), "sequences": sequences, "length": length, "split": split, "offset": offset, "arms": chosen}
+    cfg = _config()
+    provenance = report.provenance(cfg, args)
+    previous = report.resumable(out / f"{stem}.json", provenance) if resume else None
+    cfg, lm = _bench_model(cfg)
     with _bench_progress("continual") as progress:
         continual.run(lm, [passages[i * length:(i + 1) * length] for i in range(sequences)], chosen, cfg,
                       homes=seal_config.home() / "bench" / stem, model_cache=seal_config.home() / "models", out=out,
-                      stem=stem, provenance=report.provenance(cfg, args), progress=progress)
+                      stem=stem, provenance=provenance, progress=progress, resume=previous)
     _print_markdown(out / f"{stem}.md")
     console.print(f"[dim]results: {out / stem}.json, .md, .png[/]")
 

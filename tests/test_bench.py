@@ -166,6 +166,39 @@ def test_bench_continual_on_tiny_model(home, data, tmp_path, capsys):
     assert (out / "continual-eval-2x2.png").stat().st_size > 0
 
 
+def test_interrupted_continual_run_resumes_to_the_same_result(home, data, tmp_path, capsys, monkeypatch):
+    """A run stopped during its second sequence, resumed with --resume, keeps the first sequence and ends with
+    the matrices and steps of an uninterrupted run; a resume with other options is a one-line error."""
+    args = ["bench", "continual", "--data", str(data), "--sequences", "2", "--length", "2", "--arms", "protected"]
+    assert run_cli([*args, "--out", str(tmp_path / "whole")], capsys)[0] == 0
+    whole = json.loads((tmp_path / "whole" / "continual-eval-2x2.json").read_text())
+
+    learn, calls = continual.protected, []
+
+    def stop_at_second(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return learn(*a, **k)
+
+    monkeypatch.setattr(continual, "protected", stop_at_second)
+    out = tmp_path / "parts"
+    assert run_cli([*args, "--out", str(out)], capsys)[0] != 0  # Ctrl-C during the second sequence
+    partial = json.loads((out / "continual-eval-2x2.json").read_text())
+    assert (len(partial["runs"]), partial["complete"]) == (1, False)
+    monkeypatch.setattr(continual, "protected", learn)
+
+    code, _, err = run_cli([*args[:-1], "protected,plain", "--out", str(out), "--resume"], capsys)
+    assert code == 1 and "arguments.arms" in err and len(err.strip().splitlines()) == 1
+    assert run_cli([*args, "--out", str(out), "--resume"], capsys)[0] == 0
+    resumed = json.loads((out / "continual-eval-2x2.json").read_text())
+    untimed = lambda runs: [{**r, "protected": {**r["protected"], "steps": [{k: v for k, v in st.items() if k != "seconds"}
+                                                                          for st in r["protected"]["steps"]]}} for r in runs]
+    assert resumed["complete"] and untimed(resumed["runs"]) == untimed(whole["runs"])
+    assert resumed["summary"] == whole["summary"] and [r["from_sequence"] for r in resumed["resumed"]] == [1]
+    assert (out / "continual-eval-2x2.png").stat().st_size > 0
+
+
 def test_bench_speed_on_tiny_model(home, tmp_path, capsys):
     out = tmp_path / "results"
     doc = tmp_path / "doc.md"
