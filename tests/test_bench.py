@@ -163,6 +163,9 @@ def test_bench_continual_on_tiny_model(home, data, tmp_path, capsys):
             assert [s["self_edit"] for s in run["protected"]["steps"]] == [s["self_edit"] for s in run["plain"]["steps"]], \
                 "both arms must train on the same self-edits"
     assert result["summary"]["commits"]["protected"] == 4  # the tiny config's gate passes everything
+    assert result["summary"]["below_baseline"]["plain"] == [continual.measures(r["plain"]["matrix"])["below_baseline"]
+                                                             for r in result["runs"]]
+    assert continual.below([[], [1, 5], [4]]) == "2: #1, #5; 3: #4" and continual.below([[], []]) == "none"
     assert (out / "continual-eval-2x2.png").stat().st_size > 0
 
 
@@ -197,6 +200,17 @@ def test_interrupted_continual_run_resumes_to_the_same_result(home, data, tmp_pa
     assert resumed["complete"] and untimed(resumed["runs"]) == untimed(whole["runs"])
     assert resumed["summary"] == whole["summary"] and [r["from_sequence"] for r in resumed["resumed"]] == [1]
     assert (out / "continual-eval-2x2.png").stat().st_size > 0
+
+
+def test_rehearsal_check_needs_a_known_answer(home, data, tmp_path, capsys):
+    """`python -m benchmarks.rehearsal` on a first passage the model knows nothing of is a one-line error
+    that writes nothing."""
+    from benchmarks import rehearsal
+
+    code = rehearsal.main(["--data", str(data), "--offset", "0", "--documents", "2", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and "knows none of" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
 
 
 def test_bench_speed_on_tiny_model(home, tmp_path, capsys):
