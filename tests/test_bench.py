@@ -35,6 +35,21 @@ def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
+def interrupted(args: list[str], capsys, monkeypatch, module, name: str) -> None:
+    """Run the CLI with `module.name` raising KeyboardInterrupt (Ctrl-C) on its second call."""
+    original, calls = getattr(module, name), []
+
+    def stop_at_second(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(*a, **k)
+
+    monkeypatch.setattr(module, name, stop_at_second)
+    assert run_cli(args, capsys)[0] != 0
+    monkeypatch.setattr(module, name, original)
+
+
 @pytest.fixture
 def data(tmp_path):
     path = tmp_path / "squad.json"
@@ -119,20 +134,10 @@ def test_interrupted_knowledge_run_resumes_to_the_same_result(home, data, tmp_pa
     assert run_cli([*args, "--out", str(tmp_path / "whole")], capsys)[0] == 0
     whole = json.loads((tmp_path / "whole" / "knowledge-eval-n2.json").read_text())
 
-    score, calls = knowledge.score_passage, []
-
-    def stop_at_second(*a, **k):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return score(*a, **k)
-
-    monkeypatch.setattr(knowledge, "score_passage", stop_at_second)
     out = tmp_path / "parts"
-    assert run_cli([*args, "--out", str(out)], capsys)[0] != 0  # Ctrl-C during the second passage
+    interrupted([*args, "--out", str(out)], capsys, monkeypatch, knowledge, "score_passage")  # in the second passage
     partial = json.loads((out / "knowledge-eval-n2.json").read_text())
     assert (partial["passages_done"], partial["complete"]) == (1, False)
-    monkeypatch.setattr(knowledge, "score_passage", score)
 
     code, _, err = run_cli(["--set", "train.epochs=1", *args, "--out", str(out), "--resume"], capsys)
     assert code == 1 and "config.train.epochs" in err and len(err.strip().splitlines()) == 1
@@ -176,20 +181,10 @@ def test_interrupted_continual_run_resumes_to_the_same_result(home, data, tmp_pa
     assert run_cli([*args, "--out", str(tmp_path / "whole")], capsys)[0] == 0
     whole = json.loads((tmp_path / "whole" / "continual-eval-2x2.json").read_text())
 
-    learn, calls = continual.protected, []
-
-    def stop_at_second(*a, **k):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return learn(*a, **k)
-
-    monkeypatch.setattr(continual, "protected", stop_at_second)
     out = tmp_path / "parts"
-    assert run_cli([*args, "--out", str(out)], capsys)[0] != 0  # Ctrl-C during the second sequence
+    interrupted([*args, "--out", str(out)], capsys, monkeypatch, continual, "protected")  # in the second sequence
     partial = json.loads((out / "continual-eval-2x2.json").read_text())
     assert (len(partial["runs"]), partial["complete"]) == (1, False)
-    monkeypatch.setattr(continual, "protected", learn)
 
     code, _, err = run_cli([*args[:-1], "protected,plain", "--out", str(out), "--resume"], capsys)
     assert code == 1 and "arguments.arms" in err and len(err.strip().splitlines()) == 1
