@@ -109,6 +109,18 @@ def measures(m: Matrix) -> dict[str, Any]:
             "retained": final / diagonal if diagonal else float("nan"), "below_baseline": below}
 
 
+def summarize(runs: list[dict[str, Any]], arms: list[str]) -> dict[str, Any]:
+    """The finished sequences' mean matrix per arm, its measures, the documents below baseline per
+    sequence, and the protected arm's commits."""
+    matrices = {arm: mean_matrix([r[arm]["matrix"] for r in runs]) for arm in arms}
+    return {"sequences": len(runs), "length": len(runs[0]["titles"]), "mean_matrix": matrices,
+            "measures": {arm: measures(m) for arm, m in matrices.items()},
+            # Per sequence: a loss in one sequence can hide behind a gain in another in the mean matrix.
+            "below_baseline": {arm: [measures(r[arm]["matrix"])["below_baseline"] for r in runs] for arm in arms},
+            "commits": {"protected": sum(st["decision"] == "committed" for r in runs for st in r["protected"]["steps"])}
+            if "protected" in arms else {}}
+
+
 def below(per_sequence: list[list[int]]) -> str:
     """'2: #1, #5; 3: #4' — the documents of each sequence that end below their no-adaptation accuracy."""
     return "; ".join(f"{s}: " + ", ".join(f"#{j}" for j in js) for s, js in enumerate(per_sequence, 1) if js) or "none"
@@ -180,13 +192,7 @@ def run(lm: LanguageModel, sequences: list[list[Passage]], arms: list[str], cfg:
         done += 1
 
     def snapshot() -> dict[str, Any]:
-        matrices = {arm: mean_matrix([r[arm]["matrix"] for r in runs]) for arm in arms}
-        summary = {"sequences": len(runs), "length": length, "mean_matrix": matrices,
-                   "measures": {arm: measures(m) for arm, m in matrices.items()},
-                   # Per sequence: a loss in one sequence can hide behind a gain in another in the mean matrix.
-                   "below_baseline": {arm: [measures(r[arm]["matrix"])["below_baseline"] for r in runs] for arm in arms},
-                   "commits": {"protected": sum(st["decision"] == "committed" for r in runs for st in r["protected"]["steps"])}
-                   if "protected" in arms else {}}
+        summary = summarize(runs, arms)
         result_json = {**provenance, "benchmark": "continual", "complete": len(runs) == len(sequences),
                        "seconds": round(earlier + time.perf_counter() - start, 1), "summary": summary, "runs": runs}
         report.write(out, stem, result_json, markdown(summary, provenance["command"]))

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         provenance = report.provenance(cfg, {"data": str(args.data), "offset": args.offset, "documents": args.documents})
         result = run(lm, passages, cfg)
     except SealError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"Error: {e}", file=sys.stderr)
         return 1
     stem = f"rehearsal-from{args.offset}"
     report.write(args.out, stem, {**provenance, "benchmark": "rehearsal", **result}, markdown(result, provenance["command"]))
