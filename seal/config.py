@@ -43,7 +43,9 @@ class SelfEditConfig:
     k: int = _help("Self-edits sampled per document (candidates).", 1)
     temperature: float = _help("Sampling temperature for self-edits.", 0.7)
     top_p: float = _help("Nucleus sampling for self-edits.", 0.95)
-    repetition_penalty: float = _help("Repetition guard while sampling (1.0 = off).", 1.15)
+    repetition_penalty: float = _help("Repetition penalty while sampling (1.0 = off). Off by default: it also counts every "
+                                      "token of the document in the prompt, so it pushes a self-edit away from the "
+                                      "document's own names and numbers.", 1.0)
     max_new_tokens: int = _help("Longest self-edit, in tokens.", 192)
     max_sequences: int = _help("Most training sequences kept from one self-edit.", 16)
     max_sequence_tokens: int = _help("Longest training sequence, in tokens (longer ones are split).", 192)
