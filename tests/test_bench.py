@@ -250,3 +250,31 @@ def test_bench_tasks_on_tiny_model(home, tmp_path, capsys):
     assert row["policy v0 plan"]["invalid"] and not row["policy v0 plan"]["solved"]
     assert result["rl_round"]["tasks"] == 1 and result["selection"]["max_side"] == 3
     assert "solved" in stdout
+
+
+def test_faithful_sentences_keep_the_passages_names_and_numbers():
+    from benchmarks.faithfulness import faithful, sentences
+
+    passage = "The Brannock lighthouse was built in 1871 by Ada Quell on the north cape of Ostra."
+    assert faithful("Ada Quell built the Brannock lighthouse in 1871.", passage)
+    assert not faithful("Ada Quell built the Brannock lighthouse in 1902.", passage)  # a number not in it
+    assert not faithful("It was built by Marcus Quell on the north cape.", passage)  # a name not in it
+    assert not faithful("Lighthouses inspire poets and sailors everywhere across oceans.", passage)  # off the passage
+    assert sentences("One here. Two there!\n- three\n\n") == ["One here.", "Two there!", "- three"]
+
+
+def test_faithfulness_check_on_tiny_model(home, data, tmp_path, capsys):
+    from benchmarks import faithfulness
+
+    out = tmp_path / "out"
+    code = faithfulness.main(["--data", str(data), "--n", "2", "--formats", "rewrite,self_qa", "--penalties", "1.15,1.0",
+                              "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    result = json.loads((out / "faithfulness-eval-n2.json").read_text())
+    assert [(r["format"], r["repetition_penalty"]) for r in result["rows"]] == [
+        ("rewrite", 1.15), ("self_qa", 1.15), ("rewrite", 1.0), ("self_qa", 1.0)]
+    assert all(len(r["self_edits"]) == 2 and 0 <= r["faithful"] <= r["sentences"] for r in result["rows"])
+    assert "faithful sentences" in (out / "faithfulness-eval-n2.md").read_text()
+    with pytest.raises(SystemExit) as exit:
+        faithfulness.main(["--data", str(data), "--penalties", "0.9", "--out", str(tmp_path / "bad")])
+    assert exit.value.code == 2 and "at least 1.0" in capsys.readouterr().err and not (tmp_path / "bad").exists()
