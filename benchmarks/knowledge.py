@@ -95,17 +95,19 @@ def score_passage(lm: LanguageModel, passage: Passage, arms: dict[str, tuple[str
 
 
 def summarize(records: list[dict[str, Any]], labels: list[str]) -> list[dict[str, Any]]:
-    """Per condition: passage-mean and question-level accuracy with 95 % intervals, F1, gap closed."""
+    """Per condition: passage-mean and question-level accuracy with 95 % intervals, the paired
+per-passage differences from no adaptation (the reward) and from passage-only training, F1, gap closed."""
     rows = []
     for label in labels:
         per_passage = [r["conditions"][label]["accuracy"] for r in records]
         correct = [c for r in records for c in r["conditions"][label]["correct"]]
         f1 = [x for r in records for x in r["conditions"][label]["f1"]]
         tokens = [r["conditions"][label].get("train_tokens", 0) for r in records]
-        rewards = [r["conditions"][label]["accuracy"] - r["conditions"][NONE]["accuracy"] for r in records]
+        gain = lambda base: report.mean_interval(
+            [r["conditions"][label]["accuracy"] - r["conditions"][base]["accuracy"] for r in records], bounds=(-1.0, 1.0))
         rows.append({"condition": label, "passage_mean": report.mean_interval(per_passage),
                      "question_level": report.wilson(sum(correct), len(correct)), "questions": len(correct),
-                     "reward": report.mean_interval(rewards, bounds=(-1.0, 1.0)),
+                     "reward": gain(NONE), "vs_passage": gain(PASSAGE),
                      "f1": sum(f1) / len(f1) if f1 else math.nan,
                      "train_tokens": sum(tokens) / len(tokens) if tokens else 0})
     none = next(r["passage_mean"][0] for r in rows if r["condition"] == NONE)
@@ -118,12 +120,14 @@ def summarize(records: list[dict[str, Any]], labels: list[str]) -> list[dict[str
 def markdown(summary: list[dict[str, Any]], passages: int, command: str) -> str:
     rows = [[s["condition"], report.with_interval(*s["passage_mean"]), report.with_interval(*s["question_level"]),
              report.with_interval(*s["reward"]),
+             "—" if s["condition"] == PASSAGE else report.with_interval(*s["vs_passage"]),
              f"{100 * s['f1']:.1f}", "—" if s["condition"] in (NONE, IN_CONTEXT) else f"{100 * s['gap_closed']:.0f} %",
              f"{s['train_tokens']:.0f}"] for s in summary]
     return (f"### Knowledge incorporation: {passages} passages, {summary[0]['questions']} questions\n\n"
             f"`{command}`\n\n"
             + report.table(["condition", "passage-mean accuracy % [95% CI]", "question-level accuracy % [95% CI]",
                             "reward: gain over no adaptation, points [95% CI]",
+                            "vs passage only, points [95% CI]",
                             "token F1 %", "in-context gap closed", "trained tokens / passage"], rows))
 
 

@@ -107,6 +107,27 @@ def test_measures_of_a_known_matrix():
     assert got["below_baseline"] == [1] and math.isclose(got["retained"], 0.4 / (1.9 / 3))
 
 
+def test_knowledge_summary_pairs_each_condition_with_passage_only_training():
+    """The knowledge target compares passage + self-edit with passage-only training passage by passage:
+    the paired difference is the mean of per-passage differences, not the difference of two means' rows."""
+    from benchmarks import knowledge
+
+    edit = knowledge.self_edit_label("rewrite")
+    accuracies = [{knowledge.NONE: 0.0, knowledge.IN_CONTEXT: 0.5, knowledge.PASSAGE: 0.25, edit: 0.5},
+                  {knowledge.NONE: 0.0, knowledge.IN_CONTEXT: 1.0, knowledge.PASSAGE: 0.5, edit: 0.5},
+                  {knowledge.NONE: 0.5, knowledge.IN_CONTEXT: 1.0, knowledge.PASSAGE: 1.0, edit: 0.75}]
+    records = [{"conditions": {label: {"accuracy": a, "correct": [a >= 0.5], "f1": [a]} for label, a in r.items()}}
+               for r in accuracies]
+    rows = {s["condition"]: s for s in knowledge.summarize(records, list(accuracies[0]))}
+    mean, low, high = rows[edit]["vs_passage"]
+    assert mean == pytest.approx(0.0) and low < 0 < high  # +0.25, 0, -0.25
+    assert rows[knowledge.PASSAGE]["vs_passage"] == (0.0, 0.0, 0.0)
+    assert rows[edit]["reward"][0] == pytest.approx((0.5 + 0.5 + 0.25) / 3)
+    table = knowledge.markdown(list(rows.values()), 3, "seal bench knowledge --n 3")
+    assert "vs passage only, points [95% CI]" in table
+    assert f"| {knowledge.PASSAGE} |" in table and "| 0.0 [-" in table
+
+
 def test_bench_knowledge_on_tiny_model(home, data, tmp_path, capsys):
     """Every condition is scored on the same passages; JSON, table and plot are written."""
     out = tmp_path / "results"
