@@ -96,7 +96,7 @@ def score_passage(lm: LanguageModel, passage: Passage, arms: dict[str, tuple[str
 
 def summarize(records: list[dict[str, Any]], labels: list[str]) -> list[dict[str, Any]]:
     """Per condition: passage-mean and question-level accuracy with 95 % intervals, the paired
-per-passage differences from no adaptation (the reward) and from passage-only training, F1, gap closed."""
+    per-passage differences from no adaptation (the reward) and from passage-only training, F1, gap closed."""
     rows = []
     for label in labels:
         per_passage = [r["conditions"][label]["accuracy"] for r in records]
