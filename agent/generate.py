@@ -9,6 +9,7 @@ import time
 from langgraph.runtime import Runtime
 
 from agent import prompts
+from agent.faithful import faithful, faithful_part
 from agent.probes import make_probes
 from agent.state import IngestState
 from agent.workspace import Workspace
@@ -42,14 +43,17 @@ def document_sequences(lm: LanguageModel, document: str, cfg: SelfEditConfig) ->
 
 def training_sequences(lm: LanguageModel, format: str, self_edit: str, document: str,
                        cfg: SelfEditConfig) -> list[list[str]]:
-    """[prompt, completion] pairs: the self-edit's items (capped), then the document itself."""
+    """[prompt, completion] pairs: the self-edit's items (capped), then the document itself. With
+    `cfg.faithful_only`, only the self-edit's faithful sentences and QA pairs are kept (`agent.faithful`)."""
+    keep = (lambda text: faithful_part(text, document)) if cfg.faithful_only else (lambda text: text)
     if format == "self_qa":
         end = lm.tokenizer.eos_token or ""
-        items = [[lm.chat_prompt(prompts.answer_messages(q)), f"{a}{end}"] for q, a in prompts.parse_qa(self_edit)]
+        items = [[lm.chat_prompt(prompts.answer_messages(q)), f"{a}{end}"] for q, a in prompts.parse_qa(self_edit)
+                 if not cfg.faithful_only or faithful(f"{q} {a}", document)]
     elif format == "implications":
-        items = [["", line] for line in prompts.parse_lines(self_edit)]
+        items = [["", line] for line in map(keep, prompts.parse_lines(self_edit)) if line]
     else:
-        items = [["", piece] for p in prompts.parse_paragraphs(self_edit)
+        items = [["", piece] for p in map(keep, prompts.parse_paragraphs(self_edit)) if p
                  for piece in chunks(lm, p, cfg.max_sequence_tokens)]
     return items[:cfg.max_sequences] + document_sequences(lm, document, cfg)
 

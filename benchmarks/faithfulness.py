@@ -5,8 +5,8 @@ passage: a penalty above 1 pushes every sampled token away from the passage's ow
 
 For N passages of a split, one self-edit per format and penalty, sampled exactly as `seal bench
 knowledge` samples them (the base model, the config's temperature, top-p and seed). A sentence is
-faithful when every number and every capitalised word after its first occurs in the passage, and at
-least 70 % of its other words (stop words aside) do. Reported per format and penalty: faithful sentences
+faithful as `agent.faithful` defines it: its numbers and names all occur in the passage, and most of
+its other words do (`self_edit.faithful_only` trains on only those). Reported per format and penalty: faithful sentences
 of all sentences, and the training sequences the runtime parses from the self-edits.
 
     python -m benchmarks.faithfulness [--n 20] [--split eval] [--penalties 1.15,1.0] [--out benchmarks/results]"""
@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
+from agent.faithful import faithful, sentences
 from agent.generate import document_sequences, training_sequences
 from agent.workspace import load_model
 from benchmarks import knowledge, report, squad
@@ -27,29 +27,6 @@ from model_runtime import LanguageModel
 from seal import config as seal_config
 from seal.config import SELF_EDIT_FORMATS, Config
 from seal.errors import SealError
-
-STOP_WORDS = frozenset(
-    "a an the of in on at to for from by with and or but is are was were be been being as that this these those "
-    "it its their his her they he she which who whom what when where why how also not no than then there into over "
-    "under after before about between during such can could would should may might will shall do does did has have "
-    "had so if".split())
-_WORD = re.compile(r"[A-Za-z0-9]+(?:['-][A-Za-z0-9]+)*")
-
-
-def sentences(text: str) -> list[str]:
-    """Sentences and lines of a self-edit (a line break ends a sentence too), empty ones dropped."""
-    return [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip()]
-
-
-def faithful(sentence: str, passage: str) -> bool:
-    """Whether the sentence's numbers and names all occur in the passage, and most of its other words do."""
-    known = {w.lower() for w in _WORD.findall(passage)}
-    words = _WORD.findall(sentence)
-    named = [w for i, w in enumerate(words) if w[0].isdigit() or (i > 0 and w[0].isupper())]
-    content = [w.lower() for w in words if w.lower() not in STOP_WORDS]
-    return (len(words) >= 4 and all(w.lower() in known for w in named) and bool(content)
-            and sum(w in known for w in content) >= 0.7 * len(content))
-
 
 def run(lm: LanguageModel, passages: list[squad.Passage], formats: list[str], penalties: list[float],
         cfg: Config) -> list[dict[str, Any]]:

@@ -3,8 +3,9 @@
 For each passage, every condition starts from the same base model and is asked the passage's questions
 closed-book (greedy, the runtime's answer prompt and grader):
   no adaptation · passage in context (the retrieval upper bound) · LoRA on the passage only ·
-  LoRA on passage + self-edit, for each prompt format · and, with --policy N, passage + self-edit
-  written by policy version N.
+  LoRA on passage + self-edit, for each prompt format · with --faithful, the same self-edits with only
+  their faithful sentences kept (`self_edit.faithful_only`) · and, with --policies, passage + self-edit
+  written by each policy version.
 Training is the runtime's own adapt recipe (config `train.*`, no replay: one passage from the base).
 Reported: the mean over passages of per-passage accuracy (the paper's number) and question-level
 accuracy, each with a 95 % interval, and the share of the in-context gap each condition closes.
@@ -14,6 +15,7 @@ Run: seal bench knowledge --data ../shared/data/squad_val.json --n 50
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import time
@@ -34,6 +36,7 @@ from seal.config import SELF_EDIT_FORMATS, Config
 from seal.errors import InputError
 
 NONE, IN_CONTEXT, PASSAGE = "no adaptation", "passage in context", "LoRA: passage only"
+FAITHFUL = ", faithful sentences only"
 Progress = Callable[[int, int, str], None]
 
 
@@ -57,15 +60,17 @@ def batch_self_edits(lm: LanguageModel, passages: list[Passage], formats: list[s
     return edits
 
 
-def score_passage(lm: LanguageModel, passage: Passage, arms: dict[str, tuple[str, str] | None],
+def score_passage(lm: LanguageModel, passage: Passage, arms: dict[str, tuple[str, str, bool] | None],
                   cfg: Config) -> dict[str, Any]:
-    """Train one fresh adapter per training arm (label → (format, self-edit), or None for the passage
-    alone), then answer the questions under every condition in one mixed batch and grade them."""
+    """Train one fresh adapter per training arm (label → (format, self-edit, faithful sentences only), or
+    None for the passage alone), then answer the questions under every condition in one mixed batch and
+    grade them."""
     questions = [q for q, _ in passage.questions]
     trained: dict[str, dict[str, Any]] = {}
     for n, (label, edit) in enumerate(arms.items()):
         sequences = (document_sequences(lm, passage.context, cfg.self_edit) if edit is None
-                     else training_sequences(lm, edit[0], edit[1], passage.context, cfg.self_edit))
+                     else training_sequences(lm, edit[0], edit[1], passage.context,
+                                             dataclasses.replace(cfg.self_edit, faithful_only=edit[2])))
         name = f"bench-{n}"
         torch.manual_seed(cfg.train.seed)  # every arm starts from the same initial LoRA
         lm.add_adapter(name, lora_config(cfg.train))
@@ -159,12 +164,13 @@ def resumable(path: Path, provenance: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Config, *, out: Path, stem: str,
-        provenance: dict[str, Any], policies: list[tuple[int, str | None]] = [(0, None)],
+        provenance: dict[str, Any], policies: list[tuple[int, str | None]] = [(0, None)], faithful: bool = False,
         progress: Progress = lambda done, total, message: None,
         resume: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Score every condition on every passage; the JSON and table are rewritten after each passage, the
     plot at the end. `policies` are (policy version, its attached adapter name; None for v0, the base):
-    each writes one self-edit per passage and format, from the same seeds. The self-edits are recorded
+    each writes one self-edit per passage and format, from the same seeds. With `faithful`, each
+    self-edit is also scored with only its faithful sentences kept. The self-edits are recorded
     before any passage is scored, so `resume` (an interrupted run's result, see `resumable`) carries on
     from its next passage with them, and needs none of the policies' adapters."""
     unknown = [f for f in formats if f not in SELF_EDIT_FORMATS]
@@ -183,7 +189,8 @@ def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Con
         sampled = batch_self_edits(lm, passages, formats, cfg, adapter)
         for f in formats:
             edits[self_edit_label(f, number if named else None)] = [(f, e[f]) for e in sampled]
-    labels = [NONE, IN_CONTEXT, PASSAGE, *edits]
+    tags = ["", FAITHFUL] if faithful else [""]  # each self-edit as written, then its faithful sentences only
+    labels = [NONE, IN_CONTEXT, PASSAGE, *(label + tag for tag in tags for label in edits)]
 
     def snapshot() -> list[dict[str, Any]]:
         summary = summarize(records, labels) if records else []
@@ -198,7 +205,8 @@ def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Con
     summary = snapshot()
     for i in range(len(records), len(passages)):
         progress(i, len(passages), passages[i].title)
-        arms: dict[str, tuple[str, str] | None] = {PASSAGE: None} | {label: e[i] for label, e in edits.items()}
+        arms: dict[str, tuple[str, str, bool] | None] = {PASSAGE: None} | {
+            label + tag: (*e[i], tag == FAITHFUL) for tag in tags for label, e in edits.items()}
         records.append(score_passage(lm, passages[i], arms, cfg))
         summary = snapshot()
     progress(len(passages), len(passages), "done")

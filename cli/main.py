@@ -596,6 +596,7 @@ def bench_knowledge(
     offset: Annotated[int, typer.Option(help="Skip this many passages of the split first.")] = 0,
     formats: Annotated[str, typer.Option(help="Self-edit prompt formats to compare, comma-separated.")] = ",".join(seal_config.SELF_EDIT_FORMATS),
     policies: Annotated[str, typer.Option(help="Policy versions (of SEAL_HOME) whose self-edits are scored, e.g. v0,v2.")] = "v0",
+    faithful: Annotated[bool, typer.Option(help="Also score each self-edit with only its faithful sentences kept (self_edit.faithful_only).")] = False,
     out: Annotated[Path, typer.Option(help="Directory for the JSON, markdown and PNG results.")] = DEFAULT_RESULTS,
     resume: Annotated[bool, typer.Option(help="Carry on an interrupted run (same options) from its JSON under --out; its recorded self-edits are reused, so the policies need not exist here.")] = False,
 ) -> None:
@@ -605,8 +606,9 @@ def bench_knowledge(
     passages = squad.split(squad.load(data), split, n, offset)
     chosen = [f.strip() for f in formats.split(",") if f.strip()]
     numbers = _version_list(policies)
-    stem = f"knowledge-{split}-n{n}" + (f"-from{offset}" if offset else "") + ("" if numbers == [0] else "-policies-" + "-".join(f"v{v}" for v in numbers))
-    args = {"data": str(data), "n": n, "split": split, "offset": offset, "formats": chosen, "policies": numbers}
+    stem = f"knowledge-{split}-n{n}" + (f"-from{offset}" if offset else "") + ("" if numbers == [0] else "-policies-" + "-".join(f"v{v}" for v in numbers)) + ("-faithful" if faithful else "")
+    args = {"data": str(data), "n": n, "split": split, "offset": offset, "formats": chosen, "policies": numbers,
+            "faithful": faithful}
     cfg = _config()
     provenance = report.provenance(cfg, args)
     previous = knowledge.resumable(out / f"{stem}.json", provenance) if resume else None
@@ -615,7 +617,7 @@ def bench_knowledge(
     arms = [(v, ws.attach("policy", v) if ws else None) for v in numbers]
     with _bench_progress("knowledge") as progress:
         knowledge.run(lm, passages, chosen, cfg, out=out, stem=stem, provenance=provenance, policies=arms,
-                      progress=progress, resume=previous)
+                      faithful=faithful, progress=progress, resume=previous)
     _print_markdown(out / f"{stem}.md")
     console.print(f"[dim]results: {out / stem}.json, .md, .png[/]")
 

@@ -49,6 +49,9 @@ class SelfEditConfig:
     max_new_tokens: int = _help("Longest self-edit, in tokens.", 192)
     max_sequences: int = _help("Most training sequences kept from one self-edit.", 16)
     max_sequence_tokens: int = _help("Longest training sequence, in tokens (longer ones are split).", 192)
+    faithful_only: bool = _help("Train only on the self-edit's faithful sentences and QA pairs: those whose numbers "
+                                "and capitalised names all occur in the document and whose other words mostly do.",
+                                False)
     seed: int = _help("Seed for sampling; each candidate adds its index.", 0)
 
 

@@ -146,6 +146,22 @@ def test_bench_knowledge_on_tiny_model(home, data, tmp_path, capsys):
     assert (out / "knowledge-eval-n2.png").stat().st_size > 0 and "Knowledge incorporation" in stdout
 
 
+def test_bench_knowledge_faithful_arm_trains_on_the_same_self_edit_filtered(home, data, tmp_path, capsys):
+    """--faithful adds, per format, the same self-edit with only its faithful sentences kept: never more
+    training sequences than the self-edit as written, and at least the passage's own."""
+    out = tmp_path / "results"
+    code, _, err = run_cli(["bench", "knowledge", "--data", str(data), "--n", "2", "--formats", "rewrite",
+                            "--faithful", "--out", str(out)], capsys)
+    assert code == 0, err
+    result = json.loads((out / "knowledge-eval-n2-faithful.json").read_text())
+    whole, filtered = "LoRA: passage + rewrite", "LoRA: passage + rewrite, faithful sentences only"
+    assert [s["condition"] for s in result["summary"]][-2:] == [whole, filtered] and result["arguments"]["faithful"]
+    for record in result["records"]:
+        arms = record["conditions"]
+        assert arms[filtered]["self_edit"] == arms[whole]["self_edit"]
+        assert arms["LoRA: passage only"]["sequences"] <= arms[filtered]["sequences"] <= arms[whole]["sequences"]
+
+
 def test_interrupted_knowledge_run_resumes_to_the_same_result(home, data, tmp_path, capsys, monkeypatch):
     """A run stopped after its first passage, resumed with --resume, ends with the records and self-edits
     of an uninterrupted run; a resume with other options, or with nothing to resume, is a one-line error."""
@@ -271,17 +287,6 @@ def test_bench_tasks_on_tiny_model(home, tmp_path, capsys):
     assert row["policy v0 plan"]["invalid"] and not row["policy v0 plan"]["solved"]
     assert result["rl_round"]["tasks"] == 1 and result["selection"]["max_side"] == 3
     assert "solved" in stdout
-
-
-def test_faithful_sentences_keep_the_passages_names_and_numbers():
-    from benchmarks.faithfulness import faithful, sentences
-
-    passage = "The Brannock lighthouse was built in 1871 by Ada Quell on the north cape of Ostra."
-    assert faithful("Ada Quell built the Brannock lighthouse in 1871.", passage)
-    assert not faithful("Ada Quell built the Brannock lighthouse in 1902.", passage)  # a number not in it
-    assert not faithful("It was built by Marcus Quell on the north cape.", passage)  # a name not in it
-    assert not faithful("Lighthouses inspire poets and sailors everywhere across oceans.", passage)  # off the passage
-    assert sentences("One here. Two there!\n- three\n\n") == ["One here.", "Two there!", "- three"]
 
 
 def test_faithfulness_check_on_tiny_model(home, data, tmp_path, capsys):

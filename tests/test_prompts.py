@@ -1,6 +1,11 @@
 """Self-edit parsing into training sequences."""
 
+from agent.faithful import faithful, sentences
+from agent.generate import training_sequences
 from agent.prompts import parse_lines, parse_paragraphs, parse_qa
+from model_runtime import LanguageModel
+from model_runtime.loading import load
+from seal.config import ModelConfig, SelfEditConfig
 
 
 def test_parse_qa_pairs_and_variants():
@@ -16,3 +21,30 @@ def test_parse_lines_strips_bullets_and_drops_short_and_repeated():
 def test_parse_paragraphs_joins_wrapped_lines():
     assert parse_paragraphs("First line\ncontinues here.\n\nok\n\nSecond paragraph has words.") == [
         "First line continues here.", "Second paragraph has words."]
+
+
+def test_faithful_sentences_keep_the_documents_names_and_numbers():
+    document = "The Brannock lighthouse was built in 1871 by Ada Quell on the north cape of Ostra."
+    assert faithful("Ada Quell built the Brannock lighthouse in 1871.", document)
+    assert not faithful("Ada Quell built the Brannock lighthouse in 1902.", document)  # a number not in it
+    assert not faithful("It was built by Marcus Quell on the north cape.", document)  # a name not in it
+    assert not faithful("Lighthouses inspire poets and sailors everywhere across oceans.", document)  # off the document
+    assert sentences("One here. Two there!\n- three\n\n") == ["One here.", "Two there!", "- three"]
+
+
+def test_faithful_only_drops_invented_sentences_and_pairs_before_training(tiny_model_dir):
+    model, tokenizer, name = load(ModelConfig(path=str(tiny_model_dir)), tiny_model_dir)
+    lm = LanguageModel(model, tokenizer, name)
+    document = "The Brannock lighthouse was built in 1871 by Ada Quell on the north cape of Ostra."
+    true, invented = "Ada Quell built the Brannock lighthouse in 1871.", "Marcus Quell painted it red in 1902."
+    everything, faithful_only = SelfEditConfig(), SelfEditConfig(faithful_only=True)
+    rewrite = f"{true} {invented}\n\n{invented}"
+    assert [c for _, c in training_sequences(lm, "rewrite", rewrite, document, everything)] == [
+        f"{true} {invented}", invented, document]
+    assert [c for _, c in training_sequences(lm, "rewrite", rewrite, document, faithful_only)] == [true, document]
+    lines = f"- {true}\n- {invented}"
+    assert [c for _, c in training_sequences(lm, "implications", lines, document, faithful_only)] == [true, document]
+    qa = "Q: Who built the Brannock lighthouse?\nA: Ada Quell\nQ: Who painted the Brannock lighthouse?\nA: Marcus Quell"
+    kept = training_sequences(lm, "self_qa", qa, document, faithful_only)
+    assert len(training_sequences(lm, "self_qa", qa, document, everything)) == 3
+    assert len(kept) == 2 and kept[0][1].startswith("Ada Quell") and kept[1] == ["", document]
