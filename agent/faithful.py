@@ -6,6 +6,7 @@ words (stop words aside) do."""
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 STOP_WORDS = frozenset(
     "a an the of in on at to for from by with and or but is are was were be been being as that this these those "
@@ -20,9 +21,15 @@ def sentences(text: str) -> list[str]:
     return [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip()]
 
 
+@lru_cache(maxsize=8)
+def _vocabulary(document: str) -> frozenset[str]:
+    """The document's words, lower-cased (read once per document, not once per sentence)."""
+    return frozenset(w.lower() for w in _WORD.findall(document))
+
+
 def faithful(sentence: str, document: str) -> bool:
     """Whether the sentence's numbers and names all occur in the document, and most of its other words do."""
-    known = {w.lower() for w in _WORD.findall(document)}
+    known = _vocabulary(document)
     words = _WORD.findall(sentence)
     named = [w for i, w in enumerate(words) if w[0].isdigit() or (i > 0 and w[0].isupper())]
     content = [w.lower() for w in words if w.lower() not in STOP_WORDS]

@@ -6,8 +6,8 @@ passage: a penalty above 1 pushes every sampled token away from the passage's ow
 For N passages of a split, one self-edit per format and penalty, sampled exactly as `seal bench
 knowledge` samples them (the base model, the config's temperature, top-p and seed). A sentence is
 faithful as `agent.faithful` defines it: its numbers and names all occur in the passage, and most of
-its other words do (`self_edit.faithful_only` trains on only those). Reported per format and penalty: faithful sentences
-of all sentences, and the training sequences the runtime parses from the self-edits.
+its other words do (`self_edit.faithful_only` trains on only those). Reported per format and penalty:
+faithful sentences of all sentences, and the training sequences the runtime parses from the self-edits.
 
     python -m benchmarks.faithfulness [--n 20] [--split eval] [--penalties 1.15,1.0] [--out benchmarks/results]"""
 
