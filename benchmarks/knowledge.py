@@ -189,7 +189,9 @@ def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Con
         sampled = batch_self_edits(lm, passages, formats, cfg, adapter)
         for f in formats:
             edits[self_edit_label(f, number if named else None)] = [(f, e[f]) for e in sampled]
-    tags = ["", FAITHFUL] if faithful else [""]  # each self-edit as written, then its faithful sentences only
+    # Each self-edit as the configuration trains on it (`self_edit.faithful_only`), then with --faithful
+    # its faithful sentences only.
+    tags = list(dict.fromkeys([FAITHFUL if cfg.self_edit.faithful_only else "", *([FAITHFUL] if faithful else [])]))
     labels = [NONE, IN_CONTEXT, PASSAGE, *(label + tag for tag in tags for label in edits)]
 
     def snapshot() -> list[dict[str, Any]]:

@@ -162,6 +162,24 @@ def test_bench_knowledge_faithful_arm_trains_on_the_same_self_edit_filtered(home
         assert arms["LoRA: passage only"]["sequences"] <= arms[filtered]["sequences"] <= arms[whole]["sequences"]
 
 
+def test_bench_knowledge_self_edit_arm_follows_the_configured_filter(home, data, tmp_path, capsys):
+    """With `self_edit.faithful_only` set, the self-edit arm trains on (and is labelled as) the filtered
+    self-edit, as the runtime would; --faithful on top adds no second, identical arm."""
+    out = tmp_path / "results"
+    code, _, err = run_cli(["--set", "self_edit.faithful_only=true", "bench", "knowledge", "--data", str(data),
+                            "--n", "2", "--formats", "rewrite", "--faithful", "--out", str(out)], capsys)
+    assert code == 0, err
+    result = json.loads((out / "knowledge-eval-n2-faithful.json").read_text())
+    filtered = "LoRA: passage + rewrite, faithful sentences only"
+    assert [s["condition"] for s in result["summary"]][2:] == ["LoRA: passage only", filtered]
+    code, _, err = run_cli(["bench", "knowledge", "--data", str(data), "--n", "2", "--formats", "rewrite",
+                            "--faithful", "--out", str(tmp_path / "default")], capsys)
+    assert code == 0, err
+    default = json.loads((tmp_path / "default" / "knowledge-eval-n2-faithful.json").read_text())["records"]
+    assert [r["conditions"][filtered]["sequences"] for r in result["records"]] == \
+           [r["conditions"][filtered]["sequences"] for r in default]
+
+
 def test_interrupted_knowledge_run_resumes_to_the_same_result(home, data, tmp_path, capsys, monkeypatch):
     """A run stopped after its first passage, resumed with --resume, ends with the records and self-edits
     of an uninterrupted run; a resume with other options, or with nothing to resume, is a one-line error."""
