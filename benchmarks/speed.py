@@ -34,7 +34,7 @@ from benchmarks import report
 from benchmarks.homes import fresh_workspace
 from model_runtime import LanguageModel
 from model_runtime.training import native_bf16
-from seal.config import Config
+from seal.config import Config, TrainConfig
 
 STAGES = ("generate", "adapt", "verify", "commit")
 RUNTIME_BATCH = 32  # LanguageModel.generate's default batch
@@ -167,8 +167,8 @@ def summarize(machine: dict[str, float], shape: dict[str, Any], cycles: list[dic
     return summary
 
 
-def markdown(s: dict[str, Any], command: str) -> str:
-    m, c, a = s["machine"], s["cycle"], s["adapt"]
+def markdown(s: dict[str, Any], command: str, train: TrainConfig) -> str:
+    m, c, a, t = s["machine"], s["cycle"], s["adapt"], train
     native = m.get("native_bf16", True)  # results from before the field was recorded came from a native-bf16 CPU
     parts = [f"### Speed: one document cycle on this machine (median of {c['runs']} runs)\n", f"`{command}`\n",
              report.table(["machine", "measured"], [["fp32 matmul peak", f"{m['fp32_gflop_s']:.0f} GFLOP/s"],
@@ -194,7 +194,8 @@ def markdown(s: dict[str, Any], command: str) -> str:
         parts += ["", report.table(["inner loop on the same self-edit", "wall seconds", "tokens processed", "closed-book accuracy"], [
             ["paper recipe (Trainer, pad 2048, pads in loss, q/v r=32, 10 epochs, lr 1e-3, batch 1)",
              f"{p['seconds']:.1f}", f"{p['tokens']:,}", report.pct(p["accuracy"])],
-            [f"runtime (packed, all linear r=16, 6 epochs, lr 3e-3, batch 8, {'bf16 autocast' if native else 'fp32'})",
+            [f"runtime (packed, all linear r={t.rank}, {t.epochs} epochs, lr {t.learning_rate:g}, batch {t.batch_size}, "
+             f"{'bf16 autocast' if native else 'fp32'})",
              f"{p['runtime_adapt_seconds']:.1f}", "", report.pct(p["runtime_accuracy"])],
             ["**speed-up** (target ≥ 10×)", f"**{p['speedup']:.1f}×**", "", ""]])]
     return "\n".join(parts)
@@ -224,6 +225,6 @@ def run(lm: LanguageModel, document: DocumentInput, cfg: Config, *, runs: int, h
     result = {**provenance, "benchmark": "speed", "summary": summary,
               "cycles": [{k: v for k, v in c.items() if k != "sequences"} for c in cycles],
               "self_edit_sequences": cycles[0]["sequences"], "paper_answers": paper and paper["answers"]}
-    report.write(out, stem, result, markdown(summary, provenance["command"]))
+    report.write(out, stem, result, markdown(summary, provenance["command"], cfg.train))
     progress(total, total, "done")
     return summary
