@@ -3,8 +3,8 @@
 For each passage, every condition starts from the same base model and is asked the passage's questions
 closed-book (greedy, the runtime's answer prompt and grader):
   no adaptation · passage in context (the retrieval upper bound) · LoRA on the passage only ·
-  LoRA on passage + self-edit, for each prompt format · with --faithful, the same self-edits with only
-  their faithful sentences kept (`self_edit.faithful_only`) · and, with --policies, passage + self-edit
+  LoRA on passage + self-edit, for each prompt format, trained as `self_edit.faithful_only` says (with
+  --faithful: both as written and with only their faithful sentences kept) · and, with --policies, passage + self-edit
   written by each policy version.
 Training is the runtime's own adapt recipe (config `train.*`, no replay: one passage from the base).
 Reported: the mean over passages of per-passage accuracy (the paper's number) and question-level
@@ -170,7 +170,7 @@ def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Con
     """Score every condition on every passage; the JSON and table are rewritten after each passage, the
     plot at the end. `policies` are (policy version, its attached adapter name; None for v0, the base):
     each writes one self-edit per passage and format, from the same seeds. With `faithful`, each
-    self-edit is also scored with only its faithful sentences kept. The self-edits are recorded
+    self-edit is scored twice: as written and with only its faithful sentences kept. The self-edits are recorded
     before any passage is scored, so `resume` (an interrupted run's result, see `resumable`) carries on
     from its next passage with them, and needs none of the policies' adapters."""
     unknown = [f for f in formats if f not in SELF_EDIT_FORMATS]
@@ -189,9 +189,9 @@ def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Con
         sampled = batch_self_edits(lm, passages, formats, cfg, adapter)
         for f in formats:
             edits[self_edit_label(f, number if named else None)] = [(f, e[f]) for e in sampled]
-    # Each self-edit as the configuration trains on it (`self_edit.faithful_only`), then with --faithful
-    # its faithful sentences only.
-    tags = list(dict.fromkeys([FAITHFUL if cfg.self_edit.faithful_only else "", *([FAITHFUL] if faithful else [])]))
+    # Each self-edit as the configuration trains on it (`self_edit.faithful_only`); with --faithful, both
+    # as written and with its faithful sentences only.
+    tags = ["", FAITHFUL] if faithful else [FAITHFUL if cfg.self_edit.faithful_only else ""]
     labels = [NONE, IN_CONTEXT, PASSAGE, *(label + tag for tag in tags for label in edits)]
 
     def snapshot() -> list[dict[str, Any]]:

@@ -195,7 +195,7 @@ def markdown(s: dict[str, Any], command: str, train: TrainConfig) -> str:
             ["paper recipe (Trainer, pad 2048, pads in loss, q/v r=32, 10 epochs, lr 1e-3, batch 1)",
              f"{p['seconds']:.1f}", f"{p['tokens']:,}", report.pct(p["accuracy"])],
             [f"runtime (packed, all linear r={t.rank}, {t.epochs} epochs, lr {t.learning_rate:g}, batch {t.batch_size}, "
-             f"{'bf16 autocast' if native else 'fp32'})",
+             f"{'bf16 autocast' if t.bf16 and native else 'fp32'})",
              f"{p['runtime_adapt_seconds']:.1f}", "", report.pct(p["runtime_accuracy"])],
             ["**speed-up** (target ≥ 10×)", f"**{p['speedup']:.1f}×**", "", ""]])]
     return "\n".join(parts)

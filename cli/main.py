@@ -596,7 +596,7 @@ def bench_knowledge(
     offset: Annotated[int, typer.Option(help="Skip this many passages of the split first.")] = 0,
     formats: Annotated[str, typer.Option(help="Self-edit prompt formats to compare, comma-separated.")] = ",".join(seal_config.SELF_EDIT_FORMATS),
     policies: Annotated[str, typer.Option(help="Policy versions (of SEAL_HOME) whose self-edits are scored, e.g. v0,v2.")] = "v0",
-    faithful: Annotated[bool, typer.Option(help="Also score each self-edit with only its faithful sentences kept (self_edit.faithful_only).")] = False,
+    faithful: Annotated[bool, typer.Option(help="Score each self-edit both as written and with only its faithful sentences kept (self_edit.faithful_only).")] = False,
     out: Annotated[Path, typer.Option(help="Directory for the JSON, markdown and PNG results.")] = DEFAULT_RESULTS,
     resume: Annotated[bool, typer.Option(help="Carry on an interrupted run (same options) from its JSON under --out; its recorded self-edits are reused, so the policies need not exist here.")] = False,
 ) -> None:

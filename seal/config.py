@@ -50,8 +50,9 @@ class SelfEditConfig:
     max_sequences: int = _help("Most training sequences kept from one self-edit.", 16)
     max_sequence_tokens: int = _help("Longest training sequence, in tokens (longer ones are split).", 192)
     faithful_only: bool = _help("Train only on the self-edit's faithful sentences and QA pairs: those whose numbers "
-                                "and capitalised names all occur in the document and whose other words mostly do.",
-                                False)
+                                "and capitalised names all occur in the document and whose other words mostly do. "
+                                "On by default: the bundled model's rewrites as written cost 5.6 points against "
+                                "training on the passage alone (BENCHMARKS.md §1).", True)
     seed: int = _help("Seed for sampling; each candidate adds its index.", 0)
 
 

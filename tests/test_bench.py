@@ -136,12 +136,12 @@ def test_bench_knowledge_on_tiny_model(home, data, tmp_path, capsys):
     assert code == 0, err
     result = json.loads((out / "knowledge-eval-n2.json").read_text())
     labels = [s["condition"] for s in result["summary"]]
-    assert labels == ["no adaptation", "passage in context", "LoRA: passage only", "LoRA: passage + rewrite",
-                      "LoRA: passage + self_qa"]
+    rewrite, self_qa = (f"LoRA: passage + {f}, faithful sentences only" for f in ("rewrite", "self_qa"))
+    assert labels == ["no adaptation", "passage in context", "LoRA: passage only", rewrite, self_qa]
     assert result["complete"] and result["summary"][0]["questions"] == 4
     for record in result["records"]:
         assert set(record["conditions"]) == set(labels)
-        assert record["conditions"]["LoRA: passage + rewrite"]["train_tokens"] > 0
+        assert record["conditions"][rewrite]["train_tokens"] > 0
     assert result["git"] and result["machine"]["cpus"] and result["config"]["train"]["rank"] == 16
     assert (out / "knowledge-eval-n2.png").stat().st_size > 0 and "Knowledge incorporation" in stdout
 
@@ -163,21 +163,25 @@ def test_bench_knowledge_faithful_arm_trains_on_the_same_self_edit_filtered(home
 
 
 def test_bench_knowledge_self_edit_arm_follows_the_configured_filter(home, data, tmp_path, capsys):
-    """With `self_edit.faithful_only` set, the self-edit arm trains on (and is labelled as) the filtered
-    self-edit, as the runtime would; --faithful on top adds no second, identical arm."""
-    out = tmp_path / "results"
-    code, _, err = run_cli(["--set", "self_edit.faithful_only=true", "bench", "knowledge", "--data", str(data),
-                            "--n", "2", "--formats", "rewrite", "--faithful", "--out", str(out)], capsys)
-    assert code == 0, err
-    result = json.loads((out / "knowledge-eval-n2-faithful.json").read_text())
-    filtered = "LoRA: passage + rewrite, faithful sentences only"
-    assert [s["condition"] for s in result["summary"]][2:] == ["LoRA: passage only", filtered]
-    code, _, err = run_cli(["bench", "knowledge", "--data", str(data), "--n", "2", "--formats", "rewrite",
-                            "--faithful", "--out", str(tmp_path / "default")], capsys)
-    assert code == 0, err
-    default = json.loads((tmp_path / "default" / "knowledge-eval-n2-faithful.json").read_text())["records"]
-    assert [r["conditions"][filtered]["sequences"] for r in result["records"]] == \
-           [r["conditions"][filtered]["sequences"] for r in default]
+    """The self-edit arm trains on (and is labelled as) the self-edit as the runtime would: filtered by
+    default (`self_edit.faithful_only`), as written when the filter is off; --faithful scores both."""
+    def arms(settings: list[str], *options: str) -> tuple[list[str], list[dict]]:
+        out = tmp_path / f"run{len(list(tmp_path.glob('run*')))}"
+        code, _, err = run_cli([*settings, "bench", "knowledge", "--data", str(data), "--n", "2", "--formats",
+                                "rewrite", *options, "--out", str(out)], capsys)
+        assert code == 0, err
+        result = json.loads(next(out.glob("knowledge-*.json")).read_text())
+        return [s["condition"] for s in result["summary"]][2:], result["records"]
+
+    whole, filtered = "LoRA: passage + rewrite", "LoRA: passage + rewrite, faithful sentences only"
+    off = ["--set", "self_edit.faithful_only=false"]
+    default, by_default = arms([])
+    assert default == ["LoRA: passage only", filtered]
+    assert arms(off)[0] == ["LoRA: passage only", whole]
+    both, records = arms(off, "--faithful")
+    assert both == ["LoRA: passage only", whole, filtered]
+    assert [r["conditions"][filtered]["sequences"] for r in records] == \
+           [r["conditions"][filtered]["sequences"] for r in by_default]
 
 
 def test_interrupted_knowledge_run_resumes_to_the_same_result(home, data, tmp_path, capsys, monkeypatch):
@@ -322,3 +326,11 @@ def test_faithfulness_check_on_tiny_model(home, data, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit:
         faithfulness.main(["--data", str(data), "--penalties", "0.9", "--out", str(tmp_path / "bad")])
     assert exit.value.code == 2 and "at least 1.0" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_matmul_shapes_table_has_a_rate_per_shape_and_dtype():
+    from benchmarks import matmul_shapes
+
+    rows = matmul_shapes.main(seconds=0.01)[2:]
+    assert len(rows) == len(matmul_shapes.SHAPES)
+    assert all(float(cell) > 0 for row in rows for cell in row.strip("|").split("|")[1:])

@@ -37,7 +37,7 @@ def test_faithful_only_drops_invented_sentences_and_pairs_before_training(tiny_m
     lm = LanguageModel(model, tokenizer, name)
     document = "The Brannock lighthouse was built in 1871 by Ada Quell on the north cape of Ostra."
     true, invented = "Ada Quell built the Brannock lighthouse in 1871.", "Marcus Quell painted it red in 1902."
-    everything, faithful_only = SelfEditConfig(), SelfEditConfig(faithful_only=True)
+    everything, faithful_only = SelfEditConfig(faithful_only=False), SelfEditConfig()
     rewrite = f"{true} {invented}\n\n{invented}"
     assert [c for _, c in training_sequences(lm, "rewrite", rewrite, document, everything)] == [
         f"{true} {invented}", invented, document]
