@@ -9,7 +9,7 @@ import time
 from langgraph.runtime import Runtime
 
 from agent import prompts
-from agent.faithful import faithful, faithful_part
+from agent.faithful import faithful, faithful_part, sentences
 from agent.probes import make_probes
 from agent.state import IngestState
 from agent.workspace import Workspace
@@ -56,6 +56,25 @@ def training_sequences(lm: LanguageModel, format: str, self_edit: str, document:
         items = [["", piece] for p in map(keep, prompts.parse_paragraphs(self_edit)) if p
                  for piece in chunks(lm, p, cfg.max_sequence_tokens)]
     return items[:cfg.max_sequences] + document_sequences(lm, document, cfg)
+
+
+def pooled_self_edit(format: str, self_edits: list[str], document: str) -> str:
+    """One self-edit from several sampled for the same document: the faithful sentences of each (QA pairs
+    for self_qa), found as `training_sequences` finds them, each kept once, in order, a line apiece, a blank
+    line between self-edits ('' when none is)."""
+    seen: set[str] = set()
+    parts = []
+    for text in self_edits:
+        if format == "self_qa":
+            items = [f"Q: {q}\nA: {a}" for q, a in prompts.parse_qa(text) if faithful(f"{q} {a}", document)]
+        else:
+            units = prompts.parse_lines(text) if format == "implications" else prompts.parse_paragraphs(text)
+            items = [s for unit in units for s in sentences(unit) if faithful(s, document)]
+        kept = [item for item in dict.fromkeys(items) if item.lower() not in seen]
+        seen.update(item.lower() for item in kept)
+        if kept:
+            parts.append("\n".join(kept))
+    return "\n\n".join(parts)
 
 
 def sample_self_edits(lm: Engine, document: str, cfg: SelfEditConfig, policy_adapter: str | None,

@@ -4,8 +4,9 @@ For each passage, every condition starts from the same base model and is asked t
 closed-book (greedy, the runtime's answer prompt and grader):
   no adaptation · passage in context (the retrieval upper bound) · LoRA on the passage only ·
   LoRA on passage + self-edit, for each prompt format, trained as `self_edit.faithful_only` says (with
-  --faithful: both as written and with only their faithful sentences kept) · and, with --policies, passage + self-edit
-  written by each policy version.
+  --faithful: both as written and with only their faithful sentences kept) · with --pool K, passage + the
+  faithful sentences of K self-edits sampled from the same prompt, pooled into one · and, with --policies,
+  passage + self-edit written by each policy version.
 Training is the runtime's own adapt recipe (config `train.*`, no replay: one passage from the base).
 Reported: the mean over passages of per-passage accuracy (the paper's number) and question-level
 accuracy, each with a 95 % interval, and the share of the in-context gap each condition closes.
@@ -27,7 +28,7 @@ import torch
 
 from agent import prompts
 from agent.adapt import lora_config
-from agent.generate import document_sequences, training_sequences
+from agent.generate import document_sequences, pooled_self_edit, training_sequences
 from agent.grading import grade
 from benchmarks import report
 from benchmarks.squad import Passage
@@ -42,6 +43,10 @@ Progress = Callable[[int, int, str], None]
 
 def self_edit_label(format: str, policy: int | None = None) -> str:
     return f"LoRA: passage + {format}" + ("" if policy is None else f" (policy v{policy})")
+
+
+def pooled_label(label: str, pool: int) -> str:
+    return f"{label}, faithful sentences pooled from {pool}"
 
 
 def batch_self_edits(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Config,
@@ -165,12 +170,14 @@ def resumable(path: Path, provenance: dict[str, Any]) -> dict[str, Any]:
 
 def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Config, *, out: Path, stem: str,
         provenance: dict[str, Any], policies: list[tuple[int, str | None]] = [(0, None)], faithful: bool = False,
-        progress: Progress = lambda done, total, message: None,
+        pool: int = 1, progress: Progress = lambda done, total, message: None,
         resume: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Score every condition on every passage; the JSON and table are rewritten after each passage, the
     plot at the end. `policies` are (policy version, its attached adapter name; None for v0, the base):
     each writes one self-edit per passage and format, from the same seeds. With `faithful`, each
-    self-edit is scored twice: as written and with only its faithful sentences kept. The self-edits are recorded
+    self-edit is scored twice: as written and with only its faithful sentences kept. With `pool` above 1,
+    each also writes pool - 1 more self-edits per passage and format (seeds self_edit.seed + 1, ...), and
+    the faithful sentences of all `pool` are scored as one self-edit. The self-edits are recorded
     before any passage is scored, so `resume` (an interrupted run's result, see `resumable`) carries on
     from its next passage with them, and needs none of the policies' adapters."""
     unknown = [f for f in formats if f not in SELF_EDIT_FORMATS]
@@ -178,27 +185,37 @@ def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Con
         raise InputError(f"formats {unknown or '(none)'}: use any of {', '.join(SELF_EDIT_FORMATS)}")
     start = time.perf_counter()
     edits: dict[str, list[tuple[str, str]]] = {}
+    pooled: dict[str, list[tuple[str, str]]] = {}
     records: list[dict[str, Any]] = []
     earlier = 0.0
     if resume is not None:
         edits, records, earlier = resume["self_edits"], resume["records"], resume["seconds"]
+        pooled = resume.get("pooled_self_edits", {})
         provenance = report.resumed(resume, provenance, from_passage=len(records))
     named = len(policies) > 1 or policies[0][0] != 0
     for number, adapter in policies if resume is None else []:
         progress(0, len(passages), f"policy v{number}: sampling {len(passages) * len(formats)} self-edits")
         sampled = batch_self_edits(lm, passages, formats, cfg, adapter)
+        more = [batch_self_edits(lm, passages, formats, dataclasses.replace(
+                    cfg, self_edit=dataclasses.replace(cfg.self_edit, seed=cfg.self_edit.seed + j)), adapter)
+                for j in range(1, pool)]
         for f in formats:
-            edits[self_edit_label(f, number if named else None)] = [(f, e[f]) for e in sampled]
+            label = self_edit_label(f, number if named else None)
+            edits[label] = [(f, e[f]) for e in sampled]
+            if more:
+                pooled[pooled_label(label, pool)] = [
+                    (f, pooled_self_edit(f, [e[f] for e in (sampled[i], *(m[i] for m in more))], p.context))
+                    for i, p in enumerate(passages)]
     # Each self-edit as the configuration trains on it (`self_edit.faithful_only`); with --faithful, both
     # as written and with its faithful sentences only.
     tags = ["", FAITHFUL] if faithful else [FAITHFUL if cfg.self_edit.faithful_only else ""]
-    labels = [NONE, IN_CONTEXT, PASSAGE, *(label + tag for tag in tags for label in edits)]
+    labels = [NONE, IN_CONTEXT, PASSAGE, *(label + tag for tag in tags for label in edits), *pooled]
 
     def snapshot() -> list[dict[str, Any]]:
         summary = summarize(records, labels) if records else []
         result = {**provenance, "benchmark": "knowledge", "passages_done": len(records), "passages": len(passages),
                   "complete": len(records) == len(passages), "seconds": round(earlier + time.perf_counter() - start, 1),
-                  "summary": summary, "self_edits": edits, "records": records}
+                  "summary": summary, "self_edits": edits, "pooled_self_edits": pooled, "records": records}
         table = (markdown(summary, len(records), provenance["command"]) if records else
                  f"### Knowledge incorporation: self-edits sampled, no passage scored yet\n\n`{provenance['command']}`")
         report.write(out, stem, result, table)
@@ -208,7 +225,8 @@ def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Con
     for i in range(len(records), len(passages)):
         progress(i, len(passages), passages[i].title)
         arms: dict[str, tuple[str, str, bool] | None] = {PASSAGE: None} | {
-            label + tag: (*e[i], tag == FAITHFUL) for tag in tags for label, e in edits.items()}
+            label + tag: (*e[i], tag == FAITHFUL) for tag in tags for label, e in edits.items()} | {
+            label: (*e[i], True) for label, e in pooled.items()}
         records.append(score_passage(lm, passages[i], arms, cfg))
         summary = snapshot()
     progress(len(passages), len(passages), "done")

@@ -162,6 +162,32 @@ def test_bench_knowledge_faithful_arm_trains_on_the_same_self_edit_filtered(home
         assert arms["LoRA: passage only"]["sequences"] <= arms[filtered]["sequences"] <= arms[whole]["sequences"]
 
 
+def test_bench_knowledge_pool_scores_the_faithful_sentences_of_several_self_edits(home, data, tmp_path, capsys):
+    """--pool 3 adds, per format, one arm trained on the faithful sentences pooled from 3 self-edits, the
+    first of them the one the ordinary arm trains on: every pooled sentence is faithful to its passage, and
+    the pool keeps every faithful sentence of that one."""
+    from agent.faithful import faithful, faithful_part, sentences
+    from agent.prompts import parse_paragraphs
+    from benchmarks import squad
+
+    out = tmp_path / "results"
+    code, _, err = run_cli(["bench", "knowledge", "--data", str(data), "--n", "2", "--formats", "rewrite",
+                            "--pool", "3", "--out", str(out)], capsys)
+    assert code == 0, err
+    result = json.loads((out / "knowledge-eval-n2-pool3.json").read_text())
+    single, pooled = "LoRA: passage + rewrite, faithful sentences only", "LoRA: passage + rewrite, faithful sentences pooled from 3"
+    assert [s["condition"] for s in result["summary"]][2:] == ["LoRA: passage only", single, pooled]
+    passages = squad.split(squad.load(data), "eval", 2)
+    for passage, (fmt, text), record in zip(passages, result["pooled_self_edits"][pooled], result["records"]):
+        assert fmt == "rewrite" and all(faithful(s, passage.context) for s in sentences(text))
+        arms = record["conditions"]
+        assert arms[pooled]["self_edit"] == text
+        first = [s for p in parse_paragraphs(arms[single]["self_edit"]) for s in sentences(faithful_part(p, passage.context))]
+        assert set(first) <= set(sentences(text))
+    code, _, err = run_cli(["bench", "knowledge", "--data", str(data), "--pool", "0", "--out", str(out)], capsys)
+    assert code != 0 and "--pool" in err
+
+
 def test_bench_knowledge_self_edit_arm_follows_the_configured_filter(home, data, tmp_path, capsys):
     """The self-edit arm trains on (and is labelled as) the self-edit as the runtime would: filtered by
     default (`self_edit.faithful_only`), as written when the filter is off; --faithful scores both."""

@@ -1,7 +1,7 @@
 """Self-edit parsing into training sequences."""
 
 from agent.faithful import faithful, sentences
-from agent.generate import training_sequences
+from agent.generate import pooled_self_edit, training_sequences
 from agent.prompts import parse_lines, parse_paragraphs, parse_qa
 from model_runtime import LanguageModel
 from model_runtime.loading import load
@@ -48,3 +48,24 @@ def test_faithful_only_drops_invented_sentences_and_pairs_before_training(tiny_m
     kept = training_sequences(lm, "self_qa", qa, document, faithful_only)
     assert len(training_sequences(lm, "self_qa", qa, document, everything)) == 3
     assert len(kept) == 2 and kept[0][1].startswith("Ada Quell") and kept[1] == ["", document]
+
+
+def test_pooled_self_edit_keeps_each_faithful_item_of_several_once(tiny_model_dir):
+    """Pooling several self-edits keeps every faithful sentence (QA pair for self_qa) of each, once, in order,
+    and nothing invented; the pool trains as rewrite, implications or self-QA sequences like one self-edit."""
+    model, tokenizer, name = load(ModelConfig(path=str(tiny_model_dir)), tiny_model_dir)
+    lm = LanguageModel(model, tokenizer, name)
+    document = "The Brannock lighthouse was built in 1871 by Ada Quell on the north cape of Ostra."
+    built, cape = "Ada Quell built the Brannock lighthouse in 1871.", "The lighthouse stands on the north cape of Ostra."
+    invented = "Marcus Quell painted it red in 1902."
+    first, second = f"{built} {invented}\n\n{built}", f"{invented} {cape} {built}"
+    assert pooled_self_edit("rewrite", [first, second], document) == f"{built}\n\n{cape}"
+    assert pooled_self_edit("rewrite", [invented, invented], document) == ""
+    pooled = pooled_self_edit("rewrite", [first, second], document)
+    assert [c for _, c in training_sequences(lm, "rewrite", pooled, document, SelfEditConfig())] == [built, cape, document]
+    assert [c for _, c in training_sequences(lm, "implications", pooled, document, SelfEditConfig())] == [built, cape, document]
+    qa = ["Q: Who built the Brannock lighthouse?\nA: Ada Quell\nQ: Who painted it?\nA: Marcus Quell",
+          "Q: Who built the Brannock lighthouse?\nA: Ada Quell\nQ: Where is the Brannock lighthouse?\nA: the north cape of Ostra"]
+    pooled_qa = pooled_self_edit("self_qa", qa, document)
+    assert parse_qa(pooled_qa) == [("Who built the Brannock lighthouse?", "Ada Quell"),
+                                   ("Where is the Brannock lighthouse?", "the north cape of Ostra")]
