@@ -70,8 +70,11 @@ def pooled_self_edit(format: str, self_edits: list[str], document: str) -> str:
         else:
             units = prompts.parse_lines(text) if format == "implications" else prompts.parse_paragraphs(text)
             items = [s for unit in units for s in sentences(unit) if faithful(s, document)]
-        kept = [item for item in dict.fromkeys(items) if item.lower() not in seen]
-        seen.update(item.lower() for item in kept)
+        kept = []
+        for item in items:
+            if item.lower() not in seen:
+                seen.add(item.lower())
+                kept.append(item)
         if kept:
             parts.append("\n".join(kept))
     return "\n\n".join(parts)

@@ -45,10 +45,6 @@ def self_edit_label(format: str, policy: int | None = None) -> str:
     return f"LoRA: passage + {format}" + ("" if policy is None else f" (policy v{policy})")
 
 
-def pooled_label(label: str, pool: int) -> str:
-    return f"{label}, faithful sentences pooled from {pool}"
-
-
 def batch_self_edits(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Config,
                       policy_adapter: str | None) -> list[dict[str, str]]:
     """One self-edit per passage and format, sampled with the given policy adapter (None: the base
@@ -203,7 +199,7 @@ def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Con
             label = self_edit_label(f, number if named else None)
             edits[label] = [(f, e[f]) for e in sampled]
             if more:
-                pooled[pooled_label(label, pool)] = [
+                pooled[f"{label}, faithful sentences pooled from {pool}"] = [
                     (f, pooled_self_edit(f, [e[f] for e in (sampled[i], *(m[i] for m in more))], p.context))
                     for i, p in enumerate(passages)]
     # Each self-edit as the configuration trains on it (`self_edit.faithful_only`); with --faithful, both
