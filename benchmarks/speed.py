@@ -5,6 +5,8 @@ all measured in the same run:
             each in a fresh home with the model already loaded (as in a running agent);
   adapt   — trained tokens/s, and the useful FLOP/s as a share of the measured peak (a LoRA on a
             frozen base costs forward + input-gradient backward = 2 × the forward FLOPs per token);
+            then where that share goes: the same training again under torch.profiler, its time split
+            into matrix multiplies (with their own GFLOP/s), attention, the optimiser step and the rest;
   decode  — greedy tokens/s at batch 1 and at the runtime's batch, against the roofline
             min(memory bandwidth / weight bytes × batch, compute peak / forward FLOPs per token);
   paper   — the paper's inner loop re-implemented on the same self-edit (HF Trainer, every sequence
@@ -26,13 +28,14 @@ from typing import Any
 import torch
 from peft import LoraConfig
 
+from agent.adapt import lora_config
 from agent.answer import closed_book
 from agent.grading import accuracy, grade
 from agent.ingest import DocumentInput, ingest
 from agent.probes import GENERAL_PROBES
 from benchmarks import report
 from benchmarks.homes import fresh_workspace
-from model_runtime import LanguageModel
+from model_runtime import LanguageModel, TrainingExample, train_lora
 from model_runtime.training import native_bf16
 from seal.config import Config, TrainConfig
 
@@ -114,6 +117,33 @@ def cycle(lm: LanguageModel, document: DocumentInput, cfg: Config, home: Path) -
             "mean_sequence_tokens": statistics.fmean(rows)}
 
 
+MATMULS = {"aten::mm", "aten::addmm", "aten::bmm"}
+
+
+def step_profile(lm: LanguageModel, sequences: list[list[str]], cfg: Config) -> dict[str, Any]:
+    """The cycle's training again (its sequences, a fresh adapter, the runtime's loop) under torch.profiler:
+    wall seconds of the matrix multiplies (and the FLOPs the profiler counts for them), of attention, of
+    the optimiser step, and of everything else. Profiling adds a few microseconds per op."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(cfg.train.seed)
+    lm.add_adapter("profile", lora_config(cfg.train))
+    with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
+        result = train_lora(lm, "profile", [TrainingExample(p, c) for p, c in sequences], cfg.train,
+                            max_tokens=cfg.self_edit.max_sequence_tokens)
+    lm.delete_adapter("profile")
+    events = prof.key_averages()
+    seconds = lambda keep: sum(e.self_cpu_time_total for e in events if keep(e.key)) / 1e6
+    matmul = seconds(lambda key: key in MATMULS)
+    # The optimiser's own ops run under its "Optimizer.step#AdamW.step" range: its total, not self, time.
+    optimizer = sum(e.cpu_time_total for e in events if e.key.startswith("Optimizer.step#")) / 1e6
+    attention = seconds(lambda key: "scaled_dot_product" in key)
+    return {"seconds": result.seconds, "steps": result.steps, "tokens": result.tokens, "matmul_seconds": matmul,
+            "matmul_gflop_s": sum(e.flops for e in events if e.key in MATMULS) / matmul / 1e9 if matmul else 0.0,
+            "attention_seconds": attention, "optimizer_seconds": optimizer,
+            "other_seconds": result.seconds - matmul - attention - optimizer}
+
+
 def paper_recipe(lm: LanguageModel, sequences: list[list[str]], questions: list[tuple[str, str]], cfg: Config,
                  pad: int, epochs: int) -> dict[str, Any]:
     """The paper's inner loop on `sequences`, from the base model, then closed-book on `questions`."""
@@ -147,7 +177,7 @@ def paper_recipe(lm: LanguageModel, sequences: list[list[str]], questions: list[
 
 
 def summarize(machine: dict[str, float], shape: dict[str, Any], cycles: list[dict[str, Any]],
-              decode: dict[int, float], paper: dict[str, Any] | None) -> dict[str, Any]:
+              profiled: dict[str, Any], decode: dict[int, float], paper: dict[str, Any] | None) -> dict[str, Any]:
     stages = {s: statistics.median(c["stages"].get(s, 0.0) for c in cycles) for s in STAGES}
     tokens_per_second = statistics.median(c["train_tokens"] / c["train_seconds"] for c in cycles)
     context = statistics.median(c["mean_sequence_tokens"] for c in cycles)
@@ -163,6 +193,7 @@ def summarize(machine: dict[str, float], shape: dict[str, Any], cycles: list[dic
         "adapt": {"tokens_per_second": tokens_per_second, "mean_sequence_tokens": context, "gflop_s": train_gflops,
                   "fraction_of_fp32_peak": train_gflops / machine["fp32_gflop_s"],
                   "fraction_of_bf16_peak": train_gflops / machine["bf16_gflop_s"]},
+        "step_profile": {**profiled, "matmul_fraction_of_fp32_peak": profiled["matmul_gflop_s"] / machine["fp32_gflop_s"]},
         "decode": {str(b): {"tokens_per_second": r, "bound": min(b * bandwidth_bound, compute_bound),
                             "fraction_of_bound": r / min(b * bandwidth_bound, compute_bound)} for b, r in decode.items()},
     }
@@ -173,7 +204,8 @@ def summarize(machine: dict[str, float], shape: dict[str, Any], cycles: list[dic
 
 
 def markdown(s: dict[str, Any], command: str, train: TrainConfig) -> str:
-    m, c, a = s["machine"], s["cycle"], s["adapt"]
+    m, c, a, step = s["machine"], s["cycle"], s["adapt"], s["step_profile"]
+    share = lambda seconds: f"{seconds:.2f} ({100 * seconds / step['seconds']:.0f} %)"
     native = m.get("native_bf16", True)  # results from before the field was recorded came from a native-bf16 CPU
     parts = [f"### Speed: one document cycle on this machine (median of {c['runs']} runs)\n", f"`{command}`\n",
              report.table(["machine", "measured"], [["fp32 matmul peak", f"{m['fp32_gflop_s']:.0f} GFLOP/s"],
@@ -190,6 +222,15 @@ def markdown(s: dict[str, Any], command: str, train: TrainConfig) -> str:
                  ["useful training GFLOP/s (2 × forward FLOPs/token)", f"{a['gflop_s']:.0f}"],
                  ["share of fp32 peak (target ≥ 60 %)", f"{100 * a['fraction_of_fp32_peak']:.0f} %"],
                  ["share of bf16 peak", f"{100 * a['fraction_of_bf16_peak']:.0f} %" if native else "— (bf16 emulated, not used)"]]),
+             "",
+             f"The same training under torch.profiler ({step['steps']} steps, {step['tokens']:,} tokens, "
+             f"{step['seconds']:.2f} s with the profiler on):\n",
+             report.table(["training time", "seconds (share)"], [
+                 [f"matrix multiplies, at {step['matmul_gflop_s']:.0f} GFLOP/s "
+                  f"({100 * step['matmul_fraction_of_fp32_peak']:.0f} % of fp32 peak)", share(step["matmul_seconds"])],
+                 ["attention", share(step["attention_seconds"])], ["optimiser step", share(step["optimizer_seconds"])],
+                 ["everything else (norms, activations, LoRA scaling and adds, loss, autograd)",
+                  share(step["other_seconds"])]]),
              "",
              report.table(["decode batch", "tokens/s", "roofline bound tokens/s", "share of bound"],
                           [[b, f"{d['tokens_per_second']:.0f}", f"{d['bound']:.0f}", f"{100 * d['fraction_of_bound']:.0f} %"]
@@ -209,7 +250,7 @@ def markdown(s: dict[str, Any], command: str, train: TrainConfig) -> str:
 def run(lm: LanguageModel, document: DocumentInput, cfg: Config, *, runs: int, homes: Path, out: Path, stem: str,
         provenance: dict[str, Any], paper_pad: int = 2048, paper_epochs: int = 10,
         progress: Callable[[int, int, str], None] = lambda done, total, message: None) -> dict[str, Any]:
-    total = runs + 4
+    total = runs + 5
     progress(0, total, "machine peaks")
     # Emulated bf16 (no AVX512-BF16/AMX) runs ~50x below fp32: a smaller matrix measures it in seconds.
     native = native_bf16()
@@ -220,13 +261,15 @@ def run(lm: LanguageModel, document: DocumentInput, cfg: Config, *, runs: int, h
     for i in range(runs):
         progress(1 + i, total, f"cycle {i + 1}/{runs}")
         cycles.append(cycle(lm, document, cfg, homes / f"run-{i + 1}"))
-    progress(1 + runs, total, "decode")
+    progress(1 + runs, total, "training step profile")
+    profiled = step_profile(lm, cycles[0]["sequences"], cfg)
+    progress(2 + runs, total, "decode")
     decode = {b: decode_rate(lm, b, 32, 3) for b in (1, RUNTIME_BATCH)}
     paper = None
     if paper_epochs > 0:
-        progress(2 + runs, total, f"paper recipe ({paper_epochs} epochs at {paper_pad} tokens)")
+        progress(3 + runs, total, f"paper recipe ({paper_epochs} epochs at {paper_pad} tokens)")
         paper = paper_recipe(lm, cycles[0]["sequences"], list(document.questions), cfg, paper_pad, paper_epochs)
-    summary = summarize(machine, model_shape(lm), cycles, decode, paper)
+    summary = summarize(machine, model_shape(lm), cycles, profiled, decode, paper)
     result = {**provenance, "benchmark": "speed", "summary": summary,
               "cycles": [{k: v for k, v in c.items() if k != "sequences"} for c in cycles],
               "self_edit_sequences": cycles[0]["sequences"], "paper_answers": paper and paper["answers"]}
