@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import statistics
 
 import pytest
 
@@ -306,10 +307,12 @@ def test_bench_speed_on_tiny_model(home, tmp_path, capsys):
     assert s["machine"]["fp32_gflop_s"] > 0 and s["adapt"]["tokens_per_second"] > 0
     assert s["paper"]["tokens"] == 32 * s["paper"]["steps"] and s["paper"]["speedup"] > 0
     # The step profile retrains the first cycle's own sequences, and finds time and FLOPs in its matmuls.
-    profile, first = s["step_profile"], json.loads((out / "speed-doc.json").read_text())["cycles"][0]
+    result = json.loads((out / "speed-doc.json").read_text())
+    profile, first = s["step_profile"], result["cycles"][0]
     assert profile["tokens"] == first["train_tokens"], (profile, first)
     assert 0 < profile["matmul_seconds"] < profile["seconds"] and profile["matmul_gflop_s"] > 0, profile
     assert profile["optimizer_seconds"] > 0 and profile["other_seconds"] > 0, profile
+    assert profile["unprofiled_seconds"] == statistics.median(c["train_seconds"] for c in result["cycles"])
     assert "matrix multiplies, at" in (out / "speed-doc.md").read_text()
 
 
