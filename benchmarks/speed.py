@@ -123,7 +123,8 @@ MATMULS = {"aten::mm", "aten::addmm", "aten::bmm"}
 def step_profile(lm: LanguageModel, sequences: list[list[str]], cfg: Config) -> dict[str, Any]:
     """The cycle's training again (its sequences, a fresh adapter, the runtime's loop) under torch.profiler:
     wall seconds of the matrix multiplies (and the FLOPs the profiler counts for them), of attention, of
-    the optimiser step, and of everything else. Profiling adds a few microseconds per op."""
+    the optimiser step, and of everything else. The profiler's own cost is in "everything else" here;
+    `summarize` estimates it against the unprofiled cycles."""
     from torch.profiler import ProfilerActivity, profile
 
     torch.manual_seed(cfg.train.seed)

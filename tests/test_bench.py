@@ -302,12 +302,12 @@ def test_bench_speed_on_tiny_model(home, tmp_path, capsys):
     code, _, err = run_cli(["bench", "speed", "--runs", "2", "--doc", str(doc), "--paper-pad", "32",
                             "--paper-epochs", "1", "--out", str(out)], capsys)
     assert code == 0, err
-    s = json.loads((out / "speed-doc.json").read_text())["summary"]
+    result = json.loads((out / "speed-doc.json").read_text())
+    s = result["summary"]
     assert set(s["cycle"]["median_stages"]) == {"generate", "adapt", "verify", "commit"}
     assert s["machine"]["fp32_gflop_s"] > 0 and s["adapt"]["tokens_per_second"] > 0
     assert s["paper"]["tokens"] == 32 * s["paper"]["steps"] and s["paper"]["speedup"] > 0
     # The step profile retrains the first cycle's own sequences, and finds time and FLOPs in its matmuls.
-    result = json.loads((out / "speed-doc.json").read_text())
     profile, first = s["step_profile"], result["cycles"][0]
     assert profile["tokens"] == first["train_tokens"], (profile, first)
     assert 0 < profile["matmul_seconds"] < profile["seconds"] and profile["matmul_gflop_s"] > 0, profile
