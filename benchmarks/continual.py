@@ -165,7 +165,7 @@ def plot(summary: dict[str, Any], path: Path) -> None:
         fig.colorbar(image, ax=ax, label="closed-book accuracy (%)")
     fig.suptitle(f"Continual learning, mean of {summary['sequences']} sequences of {summary['length']} documents")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 

@@ -152,7 +152,7 @@ def plot(summary: list[dict[str, Any]], path: Path, title: str) -> None:
     ax.set_xlabel("closed-book accuracy, mean over passages (%), 95% CI")
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # long condition labels widen the image, not clip it
     plt.close(fig)
 
 

@@ -256,7 +256,7 @@ def markdown(s: dict[str, Any], command: str, train: TrainConfig) -> str:
 
 def run(lm: LanguageModel, document: DocumentInput, cfg: Config, *, runs: int, homes: Path, out: Path, stem: str,
         provenance: dict[str, Any], paper_pad: int = 2048, paper_epochs: int = 10,
-        progress: Callable[[int, int, str], None] = lambda done, total, message: None) -> dict[str, Any]:
+        decode_repeats: int = 3, progress: Callable[[int, int, str], None] = lambda done, total, message: None) -> dict[str, Any]:
     total = runs + 5
     progress(0, total, "machine peaks")
     # Emulated bf16 (no AVX512-BF16/AMX) runs ~50x below fp32: a smaller matrix measures it in seconds.
@@ -271,7 +271,7 @@ def run(lm: LanguageModel, document: DocumentInput, cfg: Config, *, runs: int, h
     progress(1 + runs, total, "training step profile")
     profiled = step_profile(lm, cycles[0]["sequences"], cfg)
     progress(2 + runs, total, "decode")
-    decode = {b: decode_rate(lm, b, 32, 3) for b in (1, RUNTIME_BATCH)}
+    decode = {b: decode_rate(lm, b, 32, decode_repeats) for b in (1, RUNTIME_BATCH)}
     paper = None
     if paper_epochs > 0:
         progress(3 + runs, total, f"paper recipe ({paper_epochs} epochs at {paper_pad} tokens)")

@@ -660,6 +660,7 @@ def bench_speed(
     qa: Annotated[Optional[Path], typer.Option(help="Its probe questions (default: DOC with .qa.json).")] = None,
     paper_pad: Annotated[int, typer.Option(help="The paper recipe's padded length (2048 is the paper's; lower only for smoke runs).")] = 2048,
     paper_epochs: Annotated[int, typer.Option(help="The paper recipe's epochs (10 is the paper's; 0 skips that arm).")] = 10,
+    decode_repeats: Annotated[int, typer.Option(help="Timed decode runs per batch size, after one warm-up (median).")] = 3,
     out: Annotated[Path, typer.Option(help="Directory for the JSON and markdown results.")] = DEFAULT_RESULTS,
 ) -> None:
     """Cost of one document: stage times, adapt and decode against this machine's peaks, the paper's recipe."""
@@ -667,8 +668,9 @@ def bench_speed(
     from agent.probes import load_supplied
     from benchmarks import report, speed
 
-    if runs < 1 or paper_pad < 16 or paper_epochs < 0:
-        raise SealError("--runs must be at least 1, --paper-pad at least 16 and --paper-epochs at least 0")
+    if runs < 1 or paper_pad < 16 or paper_epochs < 0 or decode_repeats < 1:
+        raise SealError("--runs and --decode-repeats must be at least 1, --paper-pad at least 16 and --paper-epochs "
+                        "at least 0")
     cfg = _config()
     document = read_document(str(doc), cfg.ingest.max_document_bytes)
     document = DocumentInput(document.source, document.title, document.text,
@@ -676,11 +678,11 @@ def bench_speed(
     cfg, lm = _bench_model()
     stem = f"speed-{doc.stem}"
     args = {"runs": runs, "doc": str(doc), "qa": str(qa or doc.with_suffix(".qa.json")), "paper_pad": paper_pad,
-            "paper_epochs": paper_epochs}
+            "paper_epochs": paper_epochs, "decode_repeats": decode_repeats}
     with _bench_progress("speed") as progress:
         speed.run(lm, document, cfg, runs=runs, homes=seal_config.home() / "bench" / stem, out=out, stem=stem,
                   provenance=report.provenance(cfg, args), paper_pad=paper_pad, paper_epochs=paper_epochs,
-                  progress=progress)
+                  decode_repeats=decode_repeats, progress=progress)
     _print_markdown(out / f"{stem}.md")
     console.print(f"[dim]results: {out / stem}.json, .md[/]")
 

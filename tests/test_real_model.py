@@ -148,7 +148,7 @@ def test_bench_continual_smoke(real_home, squad, tmp_path):
 def test_bench_speed_smoke(real_home, tmp_path):
     """One cycle, decode rates, and the paper arm shortened to one epoch at 256 tokens."""
     seal(real_home, "bench", "speed", "--runs", "1", "--doc", str(EXAMPLES / "brannock_lighthouse.md"),
-         "--paper-pad", "256", "--paper-epochs", "1", "--out", str(tmp_path))
+         "--paper-pad", "256", "--paper-epochs", "1", "--decode-repeats", "1", "--out", str(tmp_path))
     s = json.loads((tmp_path / "speed-brannock_lighthouse.json").read_text())["summary"]
     assert s["cycle"]["median_total"] > 0 and s["decode"]["32"]["tokens_per_second"] > s["decode"]["1"]["tokens_per_second"]
 
