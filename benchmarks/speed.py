@@ -44,8 +44,8 @@ RUNTIME_BATCH = 32  # LanguageModel.generate's default batch
 Step = Callable[[str], None]
 
 
-def _median_time(fn: Callable[[], Any], repeats: int) -> float:
-    fn()  # warm-up
+def _median_time(fn: Callable[[], Any], repeats: int, warmup: Callable[[], Any] | None = None) -> float:
+    (warmup or fn)()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -94,12 +94,13 @@ def decode_rate(lm: LanguageModel, batch: int, new_tokens: int, repeats: int) ->
                for i in range(batch)]
     enc = lm.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
 
-    def run() -> None:
+    def run(tokens: int) -> None:
         with torch.inference_mode():
-            lm.base.generate(**enc, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
+            lm.base.generate(**enc, max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False,
                              pad_token_id=lm.tokenizer.pad_token_id)
 
-    return batch * new_tokens / _median_time(run, repeats)
+    # A short warm-up runs the same kernels (the prefill and one-token steps) as the timed runs.
+    return batch * new_tokens / _median_time(lambda: run(new_tokens), repeats, warmup=lambda: run(4))
 
 
 def cycle(lm: LanguageModel, document: DocumentInput, cfg: Config, home: Path) -> dict[str, Any]:

@@ -146,8 +146,9 @@ def test_bench_continual_smoke(real_home, squad, tmp_path):
 
 
 def test_bench_speed_smoke(real_home, tmp_path):
-    """One cycle, decode rates, and the paper arm shortened to one epoch at 256 tokens."""
-    seal(real_home, "bench", "speed", "--runs", "1", "--doc", str(EXAMPLES / "brannock_lighthouse.md"),
+    """One cycle (two epochs, 32-token self-edits), one timed decode per batch size, and the paper arm
+    shortened to one epoch at 256 tokens: under three minutes on a slow CPU."""
+    seal(real_home, *CHEAP[:4], "bench", "speed", "--runs", "1", "--doc", str(EXAMPLES / "brannock_lighthouse.md"),
          "--paper-pad", "256", "--paper-epochs", "1", "--decode-repeats", "1", "--out", str(tmp_path))
     s = json.loads((tmp_path / "speed-brannock_lighthouse.json").read_text())["summary"]
     assert s["cycle"]["median_total"] > 0 and s["decode"]["32"]["tokens_per_second"] > s["decode"]["1"]["tokens_per_second"]
