@@ -306,6 +306,7 @@ def test_bench_speed_on_tiny_model(home, tmp_path, capsys):
     s = result["summary"]
     assert set(s["cycle"]["median_stages"]) == {"generate", "adapt", "verify", "commit"}
     assert s["machine"]["fp32_gflop_s"] > 0 and s["adapt"]["tokens_per_second"] > 0
+    assert s["machine"]["fp32_gflop_s"] == max(s["machine"]["peaks_start_end"]["fp32_gflop_s"])
     assert s["paper"]["tokens"] == 32 * s["paper"]["steps"] and s["paper"]["speedup"] > 0
     # The step profile retrains the first cycle's own sequences, and finds time and FLOPs in its matmuls.
     profile, first = s["step_profile"], result["cycles"][0]
