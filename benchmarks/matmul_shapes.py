@@ -1,7 +1,7 @@
 """`python -m benchmarks.matmul_shapes`: matrix-multiply throughput at a training step's shapes against
-the square one `seal bench speed` takes as the peak, fp32 and bf16, on this machine. It shows where that
-benchmark's adapt share of peak goes: if the step's own matmuls run near peak, the rest of the step is
-what is slow."""
+the square 2048³ one that `seal bench speed` takes its peak from (with 1024³), fp32 and bf16, on this
+machine. It shows where that benchmark's adapt share of peak goes: if the step's own matmuls run near
+peak, the rest of the step is what is slow."""
 
 from __future__ import annotations
 
