@@ -61,7 +61,10 @@ def matmul_gflops(dtype: torch.dtype, m: int, k: int, n: int, repeats: int = 8) 
     return 2 * m * k * n / _median_time(lambda: a @ b, repeats) / 1e9
 
 
-def matmul_peak(dtype: torch.dtype, sizes: tuple[int, ...] = (1024, 2048), repeats: int = 8) -> float:
+PEAK_SIZES = (1024, 2048)
+
+
+def matmul_peak(dtype: torch.dtype, sizes: tuple[int, ...] = PEAK_SIZES, repeats: int = 8) -> float:
     """The best GFLOP/s of square matrix multiplies of these sizes: the machine's peak as this benchmark
     measures it."""
     return max(matmul_gflops(dtype, size, size, size, repeats) for size in sizes)
@@ -70,7 +73,7 @@ def matmul_peak(dtype: torch.dtype, sizes: tuple[int, ...] = (1024, 2048), repea
 def machine_peaks(native: bool) -> dict[str, float]:
     # Emulated bf16 (no AVX512-BF16/AMX) runs ~50x below fp32: a smaller matrix measures it in seconds.
     return {"fp32_gflop_s": matmul_peak(torch.float32),
-            "bf16_gflop_s": matmul_peak(torch.bfloat16, sizes=(1024, 2048) if native else (512,))}
+            "bf16_gflop_s": matmul_peak(torch.bfloat16, sizes=PEAK_SIZES if native else (512,))}
 
 
 def copy_bandwidth(mebibytes: int = 256, repeats: int = 8) -> float:
