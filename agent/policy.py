@@ -4,6 +4,8 @@
             version, same probes, fixed seeds per document) and logs each as a trial; nothing commits.
             Ordinary ingests with K > 1 log their candidates the same way.
   select  — per document, the candidate with the highest reward, if it exceeds `policy.min_reward` (0).
+            With `self_edit.faithful_only`, a candidate is its faithful part, what it was trained on and
+            earned its reward with; one with no faithful sentence added nothing to the passage, and is left out.
   update  — M-step: fine-tune the policy adapter (from the active policy version) on the selected
             (prompt → self-edit) pairs, loss on the self-edit tokens only; commit a policy version.
   due     — the schedule: every N committed documents, or N new positive-reward trials."""
@@ -20,6 +22,7 @@ from typing import Any
 import torch
 
 from agent.adapt import lora_config
+from agent.generate import pooled_self_edit
 from agent.ingest import DocumentInput, IngestResult, checkpointer, learning, run_graph
 from agent.workspace import Workspace
 from memory import SelfEdit, Trial, Version
@@ -71,7 +74,17 @@ def collect(ws: Workspace, documents: list[DocumentInput]) -> Iterator[IngestRes
 
 def training_set(ws: Workspace) -> list[Example]:
     """The selected examples among the trials of self-edits the active policy version wrote."""
-    return select(ws.store.policy_trials(ws.store.active("policy")), ws.config.policy.min_reward)
+    trials = ws.store.policy_trials(ws.store.active("policy"))
+    if ws.config.self_edit.faithful_only:
+        trials = [(t, e) for t, e in ((t, as_trained(ws, e)) for t, e in trials) if e.text]
+    return select(trials, ws.config.policy.min_reward)
+
+
+def as_trained(ws: Workspace, edit: SelfEdit) -> SelfEdit:
+    """The self-edit cut to its faithful sentences (QA pairs for self_qa), one a line ('' when none is)."""
+    text = pooled_self_edit(edit.format, [edit.text], ws.store.document(edit.document_id).text)
+    return SelfEdit(id=edit.id, document_id=edit.document_id, policy_version=edit.policy_version,
+                    format=edit.format, prompt=edit.prompt, text=text)
 
 
 def update(ws: Workspace, reason: str = "requested") -> Version:
@@ -86,8 +99,9 @@ def _update(ws: Workspace, reason: str) -> Version:
     parent = ws.store.active("policy")
     examples = training_set(ws)
     if not examples:
+        faithful = " and a faithful sentence" if ws.config.self_edit.faithful_only else ""
         raise InputError(f"no document has a self-edit from policy v{parent} with reward above "
-                         f"{ws.config.policy.min_reward:g} yet; run `seal rl collect` (or ingest with "
+                         f"{ws.config.policy.min_reward:g}{faithful} yet; run `seal rl collect` (or ingest with "
                          "--set self_edit.k=4) first, or lower policy.min_reward")
     pc = ws.config.policy
     cfg = dataclasses.replace(ws.config.train, learning_rate=pc.learning_rate, epochs=pc.epochs,
@@ -129,7 +143,7 @@ def status(ws: Workspace) -> dict[str, Any]:
     """What the next update would learn from, when the last one ran, and whether one is due."""
     active = ws.store.active("policy")
     trials = ws.store.policy_trials(active)
-    examples = select(trials, ws.config.policy.min_reward)
+    examples = training_set(ws)
     last = ws.store.version(active, "policy") if active else None
     return {"active": active, "versions": len(ws.store.versions("policy")),
             "last_update": last.created_at.isoformat(timespec="seconds") if last else None,

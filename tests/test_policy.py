@@ -24,6 +24,7 @@ from tests.test_bench import run_cli
 
 SUPPLIED = tuple((q["question"], q["answer"]) for q in QUESTIONS)
 OTHER = "Quellmoor is an island with 2,314 residents. Its beaches have violet sand."
+FAITHFUL = "Morwen Hale built the Brannock Lighthouse in 1847."  # a self-edit sentence true to DOCUMENT
 
 
 def trial(id: int, document: int, reward: float, tokens: int = 100) -> tuple[Trial, SelfEdit]:
@@ -68,6 +69,12 @@ def _reward(ws: Workspace, trial_ids: list[int], reward: float) -> None:
         s.execute(sql_update(Trial).where(Trial.id.in_(trial_ids)).values(reward=reward))
 
 
+def _text(ws: Workspace, trials: list[Trial], text: str) -> None:
+    """Replace what the tiny model wrote (never faithful, so the default filter would keep nothing)."""
+    with ws.store.session() as s:
+        s.execute(sql_update(SelfEdit).where(SelfEdit.id.in_([t.self_edit_id for t in trials])).values(text=text))
+
+
 def test_collect_scores_every_candidate_and_commits_nothing(home):
     """K candidates per document, each a trial with its reward, from the active knowledge version;
     no knowledge version, no adapter files, scratch cleaned, document marked collected."""
@@ -84,6 +91,25 @@ def test_collect_scores_every_candidate_and_commits_nothing(home):
     assert learned.status == "committed" and len(ws.store.trials(result.document_id)) == 3 + 3
 
 
+def test_with_the_filter_the_policy_learns_what_each_self_edit_trained_on(home):
+    """With self_edit.faithful_only (the default) an example is its self-edit cut to the faithful sentences it
+    trained on, and a candidate with none is not selected even at a higher reward: its reward was the
+    passage's. With the filter off, the self-edit as written, and the best reward."""
+    ws = Workspace.open(seal_config.load({"self_edit": {"k": 2}}))
+    [a] = _collect(ws, ("A", DOCUMENT, SUPPLIED))
+    partly, invented = ws.store.trials(a.document_id)
+    _text(ws, [partly], f"{FAITHFUL} Its keeper was Captain Zorbo of Mars.")
+    _text(ws, [invented], "The moon over the lighthouse is made of cheese from Venus.")
+    _reward(ws, [partly.id], 0.25)
+    _reward(ws, [invented.id], 0.5)
+    [example] = policy.training_set(ws)
+    assert (example.trial_id, example.completion) == (partly.id, FAITHFUL)
+    assert policy.status(ws)["examples"] == 1
+    as_written = Workspace.open(seal_config.load({"self_edit": {"faithful_only": False}}), lm=ws.lm)
+    assert [(e.trial_id, e.completion) for e in policy.training_set(as_written)] == [
+        (invented.id, "The moon over the lighthouse is made of cheese from Venus.")]
+
+
 def test_update_commits_policy_versions_in_a_lineage(home):
     """Round 1 learns from policy v0's best positive self-edits → policy v1 (parent v0) listing its
     trials; self-edits are then written by v1; round 2 → v2 (parent v1); rollback to v1 makes it active
@@ -93,6 +119,7 @@ def test_update_commits_policy_versions_in_a_lineage(home):
         policy.update(ws)
     [a, b] = _collect(ws, ("A", DOCUMENT, SUPPLIED), ("B", OTHER, ()))
     first_a = ws.store.trials(a.document_id)[0].id
+    _text(ws, ws.store.trials(a.document_id)[:1], FAITHFUL)
     _reward(ws, [first_a], 0.5)
     strict = Workspace.open(seal_config.load({"policy": {"min_reward": 0.5}}), lm=ws.lm)
     assert policy.training_set(strict) == [] and policy.status(strict)["examples"] == 0
@@ -104,6 +131,7 @@ def test_update_commits_policy_versions_in_a_lineage(home):
 
     [c] = _collect(ws, ("C", DOCUMENT + " It is green.", ()))
     assert {ws.store.self_edit(t.self_edit_id).policy_version for t in ws.store.trials(c.document_id)} == {1}
+    _text(ws, ws.store.trials(c.document_id), FAITHFUL)
     _reward(ws, [t.id for t in ws.store.trials(c.document_id)], 0.25)
     v2 = policy.update(ws)
     assert (v2.number, v2.parent) == (2, 1) and ws.store.lineage(2, "policy") == [1, 2]
@@ -120,6 +148,8 @@ def test_schedule_runs_the_update_when_due(home):
     [a] = _collect(ws, ("A", DOCUMENT, SUPPLIED))
     _reward(ws, [t.id for t in ws.store.trials(a.document_id)], 0.2)
     assert "positive-reward" in policy.due(ws)
+    assert policy.maybe_update(ws) is None, "due, but no self-edit has a faithful sentence to learn"
+    _text(ws, ws.store.trials(a.document_id), FAITHFUL)
     version = policy.maybe_update(ws)
     assert version is not None and version.number == 1
     assert policy.due(ws) is None, "v1 has no trials yet, so no further update is due"
