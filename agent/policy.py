@@ -27,6 +27,7 @@ from agent.ingest import DocumentInput, IngestResult, checkpointer, learning, ru
 from agent.workspace import Workspace
 from memory import SelfEdit, Trial, Version
 from model_runtime import TrainingExample, train_lora
+from seal.config import SELF_EDIT_FORMATS
 from seal.errors import InputError
 from seal.locking import writer_lock
 
@@ -75,8 +76,9 @@ def collect(ws: Workspace, documents: list[DocumentInput]) -> Iterator[IngestRes
 def training_set(ws: Workspace) -> list[Example]:
     """The selected examples among the trials of self-edits the active policy version wrote."""
     trials = ws.store.policy_trials(ws.store.active("policy"))
-    if ws.config.self_edit.faithful_only:
-        trials = [(t, e) for t, e in ((t, as_trained(ws, e)) for t, e in trials) if e.text]
+    if ws.config.self_edit.faithful_only:  # documents' self-edits; a task's plan trains as written
+        trials = [(t, e) for t, e in ((t, as_trained(ws, e) if e.format in SELF_EDIT_FORMATS else e) for t, e in trials)
+                  if e.text]
     return select(trials, ws.config.policy.min_reward)
 
 

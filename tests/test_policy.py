@@ -108,6 +108,10 @@ def test_with_the_filter_the_policy_learns_what_each_self_edit_trained_on(home):
     as_written = Workspace.open(seal_config.load({"self_edit": {"faithful_only": False}}), lm=ws.lm)
     assert [(e.trial_id, e.completion) for e in policy.training_set(as_written)] == [
         (invented.id, "The moon over the lighthouse is made of cheese from Venus.")]
+    # A few-shot task's plan is not a document's self-edit: it trains, and is learned from, as written.
+    with ws.store.session() as s:
+        s.execute(sql_update(SelfEdit).where(SelfEdit.id == invented.self_edit_id).values(format="task_plan"))
+    assert [e.trial_id for e in policy.training_set(ws)] == [invented.id]
 
 
 def test_update_commits_policy_versions_in_a_lineage(home):
