@@ -10,6 +10,8 @@ all measured in the same run:
             into matrix multiplies (with their own GFLOP/s), attention, the optimiser step and the rest;
   decode  — greedy tokens/s at batch 1 and at the runtime's batch, against the roofline
             min(memory bandwidth / weight bytes × batch, compute peak / forward FLOPs per token);
+            and verify's closed-book batch (the document's questions and the general probes) decoded the
+            runtime's way, the prompts' shared prefix computed once, against left padding, alternated;
   paper   — the paper's inner loop re-implemented on the same self-edit (HF Trainer, every sequence
             padded to 2048 with the pads in the loss, LoRA r=32 α=64 on q/v only, 10 epochs, lr 1e-3,
             batch 1): wall-time ratio against the runtime's adapt, and closed-book accuracy of both.
@@ -34,9 +36,11 @@ from agent.answer import closed_book
 from agent.grading import accuracy, grade
 from agent.ingest import DocumentInput, ingest
 from agent.probes import GENERAL_PROBES
+from agent.prompts import answer_messages
 from benchmarks import report
 from benchmarks.homes import fresh_workspace
 from model_runtime import LanguageModel, TrainingExample, train_lora
+from model_runtime import lm as lm_module
 from model_runtime.training import native_bf16
 from seal.config import Config, TrainConfig
 
@@ -112,6 +116,30 @@ def decode_rate(lm: LanguageModel, batch: int, new_tokens: int, repeats: int) ->
 
     # A short warm-up runs the same kernels (the prefill and one-token steps) as the timed runs.
     return batch * new_tokens / _median_time(lambda: run(new_tokens), repeats, warmup=lambda: run(4))
+
+
+def shared_prefix(lm: LanguageModel, questions: list[str], tokens: int, repeats: int) -> dict[str, Any]:
+    """Seconds to answer verify's closed-book batch with the prompts' shared prefix computed once (the runtime's
+    way) and with every row left-padded, the two alternated `repeats` times (medians); whether they agree."""
+    seconds: dict[str, list[float]] = {"shared": [], "left_padded": []}
+    answers: dict[str, list[str]] = {}
+    shortest = lm_module.MIN_SHARED_PREFIX
+    closed_book(lm, questions, None, 4)  # warm-up
+    try:
+        for _ in range(repeats):
+            for layout, threshold in (("shared", shortest), ("left_padded", 10**9)):
+                lm_module.MIN_SHARED_PREFIX = threshold
+                start = time.perf_counter()
+                answers[layout] = closed_book(lm, questions, None, tokens)
+                seconds[layout].append(time.perf_counter() - start)
+    finally:
+        lm_module.MIN_SHARED_PREFIX = shortest
+    ids = [lm.tokenizer(lm.chat_prompt(answer_messages(q)), add_special_tokens=False)["input_ids"] for q in questions]
+    common = next((i for i in range(min(map(len, ids))) if len({x[i] for x in ids}) > 1), min(map(len, ids)))
+    return {"prompts": len(questions), "answer_tokens": tokens, "shared_tokens": common,
+            "mean_prompt_tokens": statistics.fmean(map(len, ids)),
+            **{f"{k}_seconds": statistics.median(v) for k, v in seconds.items()},
+            "same_answers": sum(a == b for a, b in zip(answers["shared"], answers["left_padded"]))}
 
 
 def cycle(lm: LanguageModel, document: DocumentInput, cfg: Config, home: Path) -> dict[str, Any]:
@@ -190,7 +218,8 @@ def paper_recipe(lm: LanguageModel, sequences: list[list[str]], questions: list[
 
 
 def summarize(machine: dict[str, float], shape: dict[str, Any], cycles: list[dict[str, Any]],
-              profiled: dict[str, Any], decode: dict[int, float], paper: dict[str, Any] | None) -> dict[str, Any]:
+              profiled: dict[str, Any], decode: dict[int, float], prefix: dict[str, Any],
+              paper: dict[str, Any] | None) -> dict[str, Any]:
     stages = {s: statistics.median(c["stages"].get(s, 0.0) for c in cycles) for s in STAGES}
     tokens_per_second = statistics.median(c["train_tokens"] / c["train_seconds"] for c in cycles)
     train_seconds = statistics.median(c["train_seconds"] for c in cycles)
@@ -213,6 +242,7 @@ def summarize(machine: dict[str, float], shape: dict[str, Any], cycles: list[dic
                          "unprofiled_seconds": train_seconds, "profiler_seconds": profiled["seconds"] - train_seconds},
         "decode": {str(b): {"tokens_per_second": r, "bound": min(b * bandwidth_bound, compute_bound),
                             "fraction_of_bound": r / min(b * bandwidth_bound, compute_bound)} for b, r in decode.items()},
+        "shared_prefix": {**prefix, "speedup": prefix["left_padded_seconds"] / prefix["shared_seconds"]},
     }
     if paper is not None:
         summary["paper"] = {**{k: v for k, v in paper.items() if k != "answers"}, "runtime_adapt_seconds": adapt_seconds,
@@ -256,6 +286,15 @@ def markdown(s: dict[str, Any], command: str, train: TrainConfig) -> str:
              report.table(["decode batch", "tokens/s", "roofline bound tokens/s", "share of bound"],
                           [[b, f"{d['tokens_per_second']:.0f}", f"{d['bound']:.0f}", f"{100 * d['fraction_of_bound']:.0f} %"]
                            for b, d in s["decode"].items()])]
+    if "shared_prefix" in s:  # older results lack it
+        x = s["shared_prefix"]
+        parts += ["", f"Verify's closed-book batch ({x['prompts']} prompts of {x['mean_prompt_tokens']:.0f} tokens on average, "
+                  f"{x['shared_tokens']} of them shared; {x['answer_tokens']}-token answers; median of alternated runs):\n",
+                  report.table(["prompt layout", "seconds", "answers identical"], [
+                      ["left-padded, every row prefilled in full", f"{x['left_padded_seconds']:.2f}", ""],
+                      ["shared prefix computed once (the runtime)", f"{x['shared_seconds']:.2f}",
+                       f"{x['same_answers']} of {x['prompts']}"],
+                      ["**speed-up**", f"**{x['speedup']:.2f}×**", ""]])]
     if "paper" in s:
         p = s["paper"]
         parts += ["", report.table(["inner loop on the same self-edit", "wall seconds", "tokens processed", "closed-book accuracy"], [
@@ -283,6 +322,8 @@ def run(lm: LanguageModel, document: DocumentInput, cfg: Config, *, runs: int, h
     profiled = step_profile(lm, cycles[0]["sequences"], cfg)
     progress(2 + runs, total, "decode")
     decode = {b: decode_rate(lm, b, 32, decode_repeats) for b in (1, RUNTIME_BATCH)}
+    questions = [q for q, _ in document.questions] + [q for q, _ in GENERAL_PROBES]
+    prefix = shared_prefix(lm, questions, cfg.verify.answer_tokens, decode_repeats)
     paper = None
     if paper_epochs > 0:
         progress(3 + runs, total, f"paper recipe ({paper_epochs} epochs at {paper_pad} tokens)")
@@ -292,7 +333,7 @@ def run(lm: LanguageModel, document: DocumentInput, cfg: Config, *, runs: int, h
     after = machine_peaks(native)
     machine = {"native_bf16": native, **{k: max(before[k], after[k]) for k in before},
                "peaks_start_end": {k: [before[k], after[k]] for k in before}, "copy_gb_s": copy_bandwidth()}
-    summary = summarize(machine, model_shape(lm), cycles, profiled, decode, paper)
+    summary = summarize(machine, model_shape(lm), cycles, profiled, decode, prefix, paper)
     result = {**provenance, "benchmark": "speed", "summary": summary,
               "cycles": [{k: v for k, v in c.items() if k != "sequences"} for c in cycles],
               "self_edit_sequences": cycles[0]["sequences"], "paper_answers": paper and paper["answers"]}

@@ -1,5 +1,6 @@
 """`LanguageModel`: one loaded base model with named LoRA adapters on it; batched generation with
-left padding, sampling, stop on end-of-turn and a repetition guard; token streaming for chat."""
+left padding (or a shared prefix computed once), sampling, stop on end-of-turn and a repetition guard;
+token streaming for chat."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors.torch import load_file, save_file
 from seal.errors import IntegrityError
-from transformers import (GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase, StoppingCriteria,
+from transformers import (DynamicCache, GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase, StoppingCriteria,
                           StoppingCriteriaList, TextIteratorStreamer)
 from transformers.generation.streamers import BaseStreamer
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
+# Below this many tokens in common, a batch is left-padded: the prefix pass saves less than it costs.
+MIN_SHARED_PREFIX = 8
 
 
 class LanguageModel:
@@ -145,12 +148,43 @@ class LanguageModel:
         return {"input_ids": torch.tensor([[pad] * (width - len(x)) + x for x in ids]),
                 "attention_mask": torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])}
 
+    def encode_shared_prefix(self, module: torch.nn.Module, prompts: list[str],
+                             adapter_names: list[str] | None) -> dict[str, Any] | None:
+        """The inputs of a batch whose prompts open with the same tokens (a system prompt and chat template),
+        or None when they share fewer than MIN_SHARED_PREFIX. Rows are laid out [shared prefix][pads][rest]:
+        the prefix's keys and values are computed once per distinct adapter and handed to `generate` as its
+        cache, so the batch's prefill runs on the rest only. Positions come from the attention mask, so each
+        row sees what it sees left-padded."""
+        ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        shared = 0
+        limit = min(map(len, ids)) - 1  # every row keeps a token to prefill
+        while shared < limit and all(x[shared] == ids[0][shared] for x in ids):
+            shared += 1
+        if len(prompts) < 2 or shared < MIN_SHARED_PREFIX:
+            return None
+        width, pad = max(map(len, ids)), self.tokenizer.pad_token_id
+        prefix = ids[0][:shared]
+        rows = [prefix + [pad] * (width - len(x)) + x[shared:] for x in ids]
+        mask = [[1] * shared + [0] * (width - len(x)) + [1] * (len(x) - shared) for x in ids]
+        inputs: dict[str, Any] = {}
+        distinct = sorted(set(adapter_names or [None]), key=str)
+        if adapter_names is not None:
+            inputs["adapter_names"] = distinct
+        cache = DynamicCache(config=self.base.config)
+        module(input_ids=torch.tensor([prefix] * len(distinct)), cache=cache, use_cache=True, **inputs)
+        cache.batch_select_indices(torch.tensor([distinct.index(a) for a in adapter_names or [None] * len(ids)]))
+        encoded = {"input_ids": torch.tensor(rows), "attention_mask": torch.tensor(mask), "cache": cache}
+        if adapter_names is not None:
+            encoded["adapter_names"] = adapter_names
+        return encoded
+
     @torch.inference_mode()
     def generate(self, prompts: list[str], *, adapter: str | None | list[str | None] = None, max_new_tokens: int = 64,
                  temperature: float = 0.0, top_p: float = 1.0, repetition_penalty: float = 1.0,
                  seed: int = 0, batch_size: int = 32) -> list[str]:
-        """Complete each prompt (already templated). Greedy when temperature is 0; batched, left-padded
-        (batch 32 decodes 30 short answers in about half the time batch 8 takes on 2 CPU cores).
+        """Complete each prompt (already templated). Greedy when temperature is 0; batched (batch 32 decodes
+        30 short answers in about half the time batch 8 takes on 2 CPU cores), with the prompts' shared
+        prefix computed once where they have one, else left-padded.
         `adapter` is one adapter for every prompt (None: the base model), or a list with one per prompt,
         decoded together as mixed batches."""
         config = self._generation_config(max_new_tokens, temperature, top_p, repetition_penalty)
@@ -159,9 +193,12 @@ class LanguageModel:
         with self.using("*" if mixed else None if isinstance(adapter, list) else adapter) as module:
             for start in range(0, len(prompts), batch_size):
                 batch = prompts[start:start + batch_size]
-                enc = self.encode_left_padded(batch)
-                if mixed:
-                    enc["adapter_names"] = [a or "__base__" for a in adapter[start:start + batch_size]]
+                names = [a or "__base__" for a in adapter[start:start + batch_size]] if mixed else None
+                enc = self.encode_shared_prefix(module, batch, names)
+                if enc is None:
+                    enc = self.encode_left_padded(batch)
+                    if mixed:
+                        enc["adapter_names"] = names
                 torch.manual_seed(seed + start)
                 out = module.generate(**enc, generation_config=config)
                 new = out[:, enc["input_ids"].shape[1]:]

@@ -10,9 +10,11 @@ import statistics
 
 import pytest
 
+from agent.probes import GENERAL_PROBES
 from benchmarks import continual, report, squad
 from benchmarks import tasks as tasks_bench
 from cli.main import main
+from model_runtime.lm import MIN_SHARED_PREFIX
 from seal.errors import InputError
 
 PASSAGES = [{"title": f"Lighthouse {i}", "context": f"The lighthouse number {i} was built in {1800 + i} by Morwen Hale.",
@@ -315,6 +317,11 @@ def test_bench_speed_on_tiny_model(home, tmp_path, capsys):
     assert profile["optimizer_seconds"] > 0 and profile["other_seconds"] > 0, profile
     assert profile["unprofiled_seconds"] == statistics.median(c["train_seconds"] for c in result["cycles"])
     assert "matrix multiplies, at" in (out / "speed-doc.md").read_text()
+    # Verify's batch both ways: the chat template's opening is shared, and both layouts answer alike.
+    prefix = s["shared_prefix"]
+    assert prefix["prompts"] == len(PASSAGES[0]["questions"]) + len(GENERAL_PROBES), prefix
+    assert prefix["shared_tokens"] >= MIN_SHARED_PREFIX and prefix["same_answers"] == prefix["prompts"], prefix
+    assert prefix["speedup"] == prefix["left_padded_seconds"] / prefix["shared_seconds"] > 0
 
 
 def test_serving_benchmark_smoke(tmp_path, tiny_model_dir, monkeypatch):

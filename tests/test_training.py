@@ -4,6 +4,7 @@ import torch
 
 from agent.adapt import lora_config
 from model_runtime import LanguageModel, TrainingExample, train_lora
+from model_runtime import lm as lm_module
 from model_runtime.loading import load
 from model_runtime.training import IGNORE, encode, forward, masked_loss, pack
 from seal.config import ModelConfig, TrainConfig
@@ -96,6 +97,33 @@ def test_mixed_batch_equals_one_adapter_at_a_time(tiny_model_dir):
     assert base != tuned, "training must change what the adapter says"
     mixed = lm.generate(prompts + prompts, adapter=[None] * 3 + ["first"] * 3, max_new_tokens=8)
     assert mixed == base + tuned
+
+
+def test_a_shared_prefix_decodes_what_left_padding_decodes(tiny_model_dir, monkeypatch):
+    """Prompts that open alike are laid out [prefix][pads][rest] with the prefix computed once per adapter:
+    every step's logits match the left-padded batch's, for the base model, one adapter and a mixed batch."""
+    lm = tiny_lm(tiny_model_dir)
+    cfg = TrainConfig(epochs=3, learning_rate=5e-2, bf16=False)
+    lm.add_adapter("first", lora_config(cfg))
+    train_lora(lm, "first", [TrainingExample("", "Morwen Hale built the lighthouse in 1847.")], cfg)
+    system = {"role": "system", "content": "Answer from what you know, in one short sentence."}
+    prompts = [lm.chat_prompt([system, {"role": "user", "content": q}])
+               for q in ("Who built it?", "When was the lighthouse on the cliff built?", "What is 2 + 2?")]
+    for adapter, names in ((None, None), ("first", None), ([None, "first", "first"], ["__base__", "first", "first"])):
+        with lm.using("*" if names else adapter) as module, torch.inference_mode():
+            shared = lm.encode_shared_prefix(module, prompts, names)
+            assert shared is not None and shared["cache"].get_seq_length() >= lm_module.MIN_SHARED_PREFIX
+            padded = lm.encode_left_padded(prompts) | ({"adapter_names": names} if names else {})
+            config = lm._generation_config(6, 0.0, 1.0, 1.0)
+            runs = [module.generate(**enc, generation_config=config, output_logits=True, return_dict_in_generate=True)
+                    for enc in (padded, shared)]
+        assert len(runs[0].logits) == len(runs[1].logits)
+        for left, prefixed in zip(runs[0].logits, runs[1].logits):
+            torch.testing.assert_close(prefixed, left, atol=1e-4, rtol=1e-4)
+        texts = lm.generate(prompts, adapter=adapter, max_new_tokens=6)
+        monkeypatch.setattr(lm_module, "MIN_SHARED_PREFIX", 10**6)
+        assert lm.generate(prompts, adapter=adapter, max_new_tokens=6) == texts
+        monkeypatch.undo()
 
 
 def test_bfloat16_weights_generate_and_train(tiny_model_dir):
