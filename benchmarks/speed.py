@@ -219,7 +219,7 @@ def paper_recipe(lm: LanguageModel, sequences: list[list[str]], questions: list[
 
 def summarize(machine: dict[str, float], shape: dict[str, Any], cycles: list[dict[str, Any]],
               profiled: dict[str, Any], decode: dict[int, float], prefix: dict[str, Any],
-              paper: dict[str, Any] | None) -> dict[str, Any]:
+              paper: dict[str, Any] | None, matmul_peak: str) -> dict[str, Any]:
     stages = {s: statistics.median(c["stages"].get(s, 0.0) for c in cycles) for s in STAGES}
     tokens_per_second = statistics.median(c["train_tokens"] / c["train_seconds"] for c in cycles)
     train_seconds = statistics.median(c["train_seconds"] for c in cycles)
@@ -238,7 +238,9 @@ def summarize(machine: dict[str, float], shape: dict[str, Any], cycles: list[dic
                   "fraction_of_bf16_peak": train_gflops / machine["bf16_gflop_s"]},
         # The profiler's own per-op cost lands outside the ops it times: estimated as the profiled training's
         # excess over the cycles' median (the same sequences, unprofiled), and taken out of "everything else".
-        "step_profile": {**profiled, "matmul_fraction_of_fp32_peak": profiled["matmul_gflop_s"] / machine["fp32_gflop_s"],
+        # Under bf16 autocast the step's matmuls run in bf16: their share is of the bf16 peak.
+        "step_profile": {**profiled, "matmul_peak": matmul_peak,
+                         "matmul_fraction_of_peak": profiled["matmul_gflop_s"] / machine[f"{matmul_peak}_gflop_s"],
                          "unprofiled_seconds": train_seconds, "profiler_seconds": profiled["seconds"] - train_seconds},
         "decode": {str(b): {"tokens_per_second": r, "bound": min(b * bandwidth_bound, compute_bound),
                             "fraction_of_bound": r / min(b * bandwidth_bound, compute_bound)} for b, r in decode.items()},
@@ -277,7 +279,7 @@ def markdown(s: dict[str, Any], command: str, train: TrainConfig) -> str:
              "the cycles' median):\n",
              report.table(["training time", "seconds", "share of the unprofiled time"], [
                  [f"matrix multiplies, at {step['matmul_gflop_s']:.0f} GFLOP/s "
-                  f"({100 * step['matmul_fraction_of_fp32_peak']:.0f} % of fp32 peak)", *share(step["matmul_seconds"])],
+                  f"({100 * step['matmul_fraction_of_peak']:.0f} % of {step['matmul_peak']} peak)", *share(step["matmul_seconds"])],
                  ["attention", *share(step["attention_seconds"])], ["optimiser step", *share(step["optimizer_seconds"])],
                  ["everything else (norms, activations, LoRA scaling and adds, loss, autograd)",
                   *share(step["other_seconds"] - step["profiler_seconds"])],
@@ -333,7 +335,8 @@ def run(lm: LanguageModel, document: DocumentInput, cfg: Config, *, runs: int, h
     after = machine_peaks(native)
     machine = {"native_bf16": native, **{k: max(before[k], after[k]) for k in before},
                "peaks_start_end": {k: [before[k], after[k]] for k in before}, "copy_gb_s": copy_bandwidth()}
-    summary = summarize(machine, model_shape(lm), cycles, profiled, decode, prefix, paper)
+    summary = summarize(machine, model_shape(lm), cycles, profiled, decode, prefix, paper,
+                        "bf16" if cfg.train.bf16 and native else "fp32")
     result = {**provenance, "benchmark": "speed", "summary": summary,
               "cycles": [{k: v for k, v in c.items() if k != "sequences"} for c in cycles],
               "self_edit_sequences": cycles[0]["sequences"], "paper_answers": paper and paper["answers"]}

@@ -15,6 +15,7 @@ from benchmarks import continual, report, squad
 from benchmarks import tasks as tasks_bench
 from cli.main import main
 from model_runtime.lm import MIN_SHARED_PREFIX
+from model_runtime.training import native_bf16
 from seal.errors import InputError
 
 PASSAGES = [{"title": f"Lighthouse {i}", "context": f"The lighthouse number {i} was built in {1800 + i} by Morwen Hale.",
@@ -314,6 +315,10 @@ def test_bench_speed_on_tiny_model(home, tmp_path, capsys):
     profile, first = s["step_profile"], result["cycles"][0]
     assert profile["tokens"] == first["train_tokens"], (profile, first)
     assert 0 < profile["matmul_seconds"] < profile["seconds"] and profile["matmul_gflop_s"] > 0, profile
+    # Its matmuls are compared with the peak of the dtype they ran in (bf16 only under native autocast).
+    dtype = "bf16" if result["config"]["train"]["bf16"] and native_bf16() else "fp32"
+    assert profile["matmul_peak"] == dtype, profile
+    assert profile["matmul_fraction_of_peak"] == profile["matmul_gflop_s"] / s["machine"][f"{dtype}_gflop_s"]
     assert profile["optimizer_seconds"] > 0 and profile["other_seconds"] > 0, profile
     assert profile["unprofiled_seconds"] == statistics.median(c["train_seconds"] for c in result["cycles"])
     assert "matrix multiplies, at" in (out / "speed-doc.md").read_text()
