@@ -51,13 +51,14 @@ def pack(rows: list[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
     """Concatenate a batch's rows into one row with no padding at all. Position ids restart at 0 for
     each row, which makes transformers build a block-diagonal causal mask (no row sees another), and
     each row's first label is IGNORE so no row is trained to predict the next row's start."""
-    input_ids, labels, positions = [], [], []
-    for ids, lab in rows:
+    input_ids, labels, positions, row_of = [], [], [], []
+    for row, (ids, lab) in enumerate(rows):
         input_ids += ids
         labels += [IGNORE] + lab[1:]
         positions += range(len(ids))
+        row_of += [row] * len(ids)
     return {"input_ids": torch.tensor([input_ids]), "position_ids": torch.tensor([positions]),
-            "labels": torch.tensor([labels])}
+            "labels": torch.tensor([labels]), "rows": torch.tensor([row_of])}
 
 
 def forward(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -65,9 +66,19 @@ def forward(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Ten
     return model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
 
 
-def masked_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy over positions whose label is not IGNORE."""
-    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE)
+def masked_loss(logits: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean next-token cross-entropy over positions whose label is not IGNORE. Given `rows` (each
+    position's row in a packed batch), the mean of the rows' own means instead: a short row weighs as much
+    as a long one."""
+    flat_logits, targets = logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten()
+    if rows is None:
+        return F.cross_entropy(flat_logits, targets, ignore_index=IGNORE)
+    keep = targets != IGNORE
+    per_token = F.cross_entropy(flat_logits[keep], targets[keep], reduction="none")
+    row = rows[:, 1:].flatten()[keep]
+    sums = per_token.new_zeros(int(rows.max()) + 1).index_add(0, row, per_token)
+    counts = per_token.new_zeros(sums.shape).index_add(0, row, torch.ones_like(per_token))
+    return (sums[counts > 0] / counts[counts > 0]).mean()
 
 
 def native_bf16() -> bool:
@@ -117,7 +128,7 @@ def train_lora(lm: LanguageModel, adapter: str, examples: list[TrainingExample],
                 # Forward; the loss ignores row starts and (for loss_on='completion') prompt tokens.
                 with amp:
                     logits = forward(model, batch)
-                loss = masked_loss(logits, batch["labels"])
+                loss = masked_loss(logits, batch["labels"], batch["rows"] if cfg.loss_weighting == "sequence" else None)
                 # Backward and one AdamW step on the LoRA weights, then decay the learning rate.
                 loss.backward()
                 optimizer.step()

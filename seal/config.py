@@ -65,6 +65,9 @@ class TrainConfig:
     epochs: int = _help("Passes over the candidate's sequences.", 6)
     batch_size: int = _help("Sequences per optimiser step.", 8)
     loss_on: str = _help("Tokens that carry the loss: completion (prompt masked) or all.", "completion")
+    loss_weighting: str = _help("How a step's loss averages over its batch: token (every target token weighs the "
+                                "same) or sequence (every sequence's own mean weighs the same, so a short self-edit "
+                                "sentence counts as much as a long passage chunk).", "token")
     replay: int = _help("Sequences replayed from earlier committed self-edits.", 8)
     bf16: bool = _help("bfloat16 autocast during training where the CPU has native bf16 (AVX512-BF16 or AMX: "
                        "~30% faster); elsewhere bf16 is emulated and far slower, so training stays fp32.", True)
@@ -178,6 +181,8 @@ def _problems(cfg: Config) -> list[str]:
         p.append(f"train.learning_rate = {t.learning_rate}: must be in (0, 1)")
     if t.loss_on not in ("completion", "all"):
         p.append(f"train.loss_on = {t.loss_on!r}: use 'completion' or 'all'")
+    if t.loss_weighting not in ("token", "sequence"):
+        p.append(f"train.loss_weighting = {t.loss_weighting!r}: use 'token' or 'sequence'")
     if not 0 < pol.learning_rate < 1:
         p.append(f"policy.learning_rate = {pol.learning_rate}: must be in (0, 1)")
     if cfg.remote.url and not cfg.remote.url.startswith(("http://", "https://")):

@@ -55,6 +55,10 @@ def test_packed_rows_do_not_see_each_other(tiny_model_dir):
               for (ids, _), logits in zip(rows, alone)]
     targets = sum(len(ids) - 1 for ids, _ in rows)
     torch.testing.assert_close(masked_loss(packed, batch["labels"]), sum(losses) / targets)
+    # Weighted by sequence, each row's own mean counts once, however long the row.
+    means = [loss / (len(ids) - 1) for (ids, _), loss in zip(rows, losses)]
+    torch.testing.assert_close(masked_loss(packed, batch["labels"], batch["rows"]), sum(means) / len(means),
+                               msg="loss_weighting='sequence' must be the mean of the rows' own mean losses")
 
 
 def test_prompt_tokens_are_masked_when_configured(tiny_model_dir):
