@@ -67,7 +67,8 @@ class TrainConfig:
     loss_on: str = _help("Tokens that carry the loss: completion (prompt masked) or all.", "completion")
     loss_weighting: str = _help("How a step's loss averages over its batch: token (every target token weighs the "
                                 "same) or sequence (every sequence's own mean weighs the same, so a short self-edit "
-                                "sentence counts as much as a long passage chunk).", "token")
+                                "sentence counts as much as a long passage chunk; 3.0 points below token on the "
+                                "faithful rewrites of BENCHMARKS.md §1).", "token")
     replay: int = _help("Sequences replayed from earlier committed self-edits.", 8)
     bf16: bool = _help("bfloat16 autocast during training where the CPU has native bf16 (AVX512-BF16 or AMX: "
                        "~30% faster); elsewhere bf16 is emulated and far slower, so training stays fp32.", True)
