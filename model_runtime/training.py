@@ -77,8 +77,9 @@ def masked_loss(logits: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor |
     per_token = F.cross_entropy(flat_logits[keep], targets[keep], reduction="none")
     row = rows[:, 1:].flatten()[keep]
     sums = per_token.new_zeros(int(rows.max()) + 1).index_add(0, row, per_token)
-    counts = per_token.new_zeros(sums.shape).index_add(0, row, torch.ones_like(per_token))
-    return (sums[counts > 0] / counts[counts > 0]).mean()
+    counts = torch.bincount(row, minlength=sums.numel())
+    scored = counts > 0
+    return (sums[scored] / counts[scored]).mean()
 
 
 def native_bf16() -> bool:
