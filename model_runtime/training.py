@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -61,23 +63,29 @@ def pack(rows: list[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
             "labels": torch.tensor([labels]), "rows": torch.tensor([row_of])}
 
 
-def forward(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Logits of a packed batch (no KV cache: with one, transformers would not see the packing)."""
-    return model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
+def forward(model: torch.nn.Module, batch: dict[str, torch.Tensor], keep: torch.Tensor | None = None) -> torch.Tensor:
+    """Logits of a packed batch (no KV cache: with one, transformers would not see the packing); given
+    `keep`, only at those positions: the output head (576 × 49,152 for the bundled model) runs nowhere else."""
+    return model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False,
+                 logits_to_keep=0 if keep is None else keep).logits
 
 
-def masked_loss(logits: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean next-token cross-entropy over positions whose label is not IGNORE. Given `rows` (each
-    position's row in a packed batch), the mean of the rows' own means instead: a short row weighs as much
-    as a long one."""
-    flat_logits, targets = logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten()
+def targets(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The positions of a packed batch that predict a target (the next token's label is not IGNORE), and
+    those targets."""
+    following = batch["labels"][0, 1:]
+    where = (following != IGNORE).nonzero().squeeze(1)
+    return where, following[where]
+
+
+def masked_loss(logits: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean cross-entropy of `logits` (one row per target) against `targets`. Given `rows` (each target's
+    row in the packed batch), the mean of the rows' own means instead: a short row weighs as much as a long one."""
+    per_token = F.cross_entropy(logits.float(), targets, reduction="none")
     if rows is None:
-        return F.cross_entropy(flat_logits, targets, ignore_index=IGNORE)
-    keep = targets != IGNORE
-    per_token = F.cross_entropy(flat_logits[keep], targets[keep], reduction="none")
-    row = rows[:, 1:].flatten()[keep]
-    sums = per_token.new_zeros(int(rows.max()) + 1).index_add(0, row, per_token)
-    counts = torch.bincount(row, minlength=sums.numel())
+        return per_token.mean()
+    sums = per_token.new_zeros(int(rows.max()) + 1).index_add(0, rows, per_token)
+    counts = torch.bincount(rows, minlength=sums.numel())
     scored = counts > 0
     return (sums[scored] / counts[scored]).mean()
 
@@ -88,48 +96,83 @@ def native_bf16() -> bool:
     return torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
-def autocast(bf16: bool) -> torch.autocast:
-    """bfloat16 autocast when asked for and native to this CPU, otherwise plain fp32 (never the slow path)."""
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and native_bf16())
+def autocast_dtype(bf16: bool) -> torch.dtype | None:
+    """bfloat16 when asked for and native to this CPU; None means plain fp32 (never the slow emulated path)."""
+    return torch.bfloat16 if bf16 and native_bf16() else None
+
+
+def autocast(dtype: torch.dtype | None) -> torch.autocast:
+    """Autocast to `dtype`, or off for None."""
+    return torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+
+@contextmanager
+def frozen_weights_in(model: torch.nn.Module, dtype: torch.dtype | None) -> Iterator[None]:
+    """For the block, each frozen linear layer computes with a copy of its weight in `dtype` (None: as it is).
+    Autocast caches its casts of trainable weights only, so it would cast every frozen fp32 weight again on
+    every forward; here each is cast once per training. The copies take half the fp32 weights' memory, until
+    the block ends and the layers have their own weights back."""
+    frozen = [] if dtype is None else [
+        (m, m.weight) for m in model.modules()
+        if isinstance(m, torch.nn.Linear) and not m.weight.requires_grad and m.weight.dtype != dtype]
+    try:
+        for module, weight in frozen:
+            module.weight = torch.nn.Parameter(weight.detach().to(dtype), requires_grad=False)
+        yield
+    finally:
+        for module, weight in frozen:
+            module.weight = weight
 
 
 def train_lora(lm: LanguageModel, adapter: str, examples: list[TrainingExample], cfg: TrainConfig,
                max_tokens: int = 256) -> TrainResult:
     """Train LoRA adapter `adapter` (already attached to `lm`) on `examples`; other weights stay frozen."""
-    model = lm.peft
     rows = [r for r in (encode(lm, ex, cfg.loss_on, max_tokens) for ex in examples)
             if any(label != IGNORE for label in r[1][1:])]
     if not rows:
         return TrainResult()
 
-    # Only this adapter's LoRA matrices train; the base and every other adapter stay frozen.
-    model.set_adapter(adapter)
-    trainable = []
-    for name, param in model.named_parameters():
-        param.requires_grad = "lora_" in name and f".{adapter}." in name
-        if param.requires_grad:
-            trainable.append(param)
+    with lm.using(adapter) as model:  # the lock: no generation sees the model mid-training
+        trainable = []
+        try:
+            # Only this adapter's LoRA matrices train; the base and every other adapter stay frozen.
+            for name, param in model.named_parameters():
+                param.requires_grad = "lora_" in name and f".{adapter}." in name
+                if param.requires_grad:
+                    trainable.append(param)
+            model.train()
+            return _train(model, trainable, rows, cfg)
+        finally:
+            model.eval()
+            for param in trainable:
+                param.requires_grad = False
+
+
+def _train(model: torch.nn.Module, trainable: list[torch.nn.Parameter], rows: list[tuple[list[int], list[int]]],
+           cfg: TrainConfig) -> TrainResult:
+    start = time.perf_counter()
     # Fused: one kernel over all the LoRA tensors (on CPU the default loops over them one by one).
     optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=0.0, fused=True)
     total = cfg.epochs * math.ceil(len(rows) / cfg.batch_size)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / total)
     generator = torch.Generator().manual_seed(cfg.seed)
-    amp = autocast(cfg.bf16)  # decided once, re-entered every step
-
+    dtype = autocast_dtype(cfg.bf16)
+    amp = autocast(dtype)  # decided once, re-entered every step
+    by_row = cfg.loss_weighting == "sequence"
     losses: list[float] = []
     tokens = 0
-    start = time.perf_counter()
-    model.train()
-    try:
+    with frozen_weights_in(model, dtype):
         for _ in range(cfg.epochs):
             order = torch.randperm(len(rows), generator=generator).tolist()
             for i in range(0, len(order), cfg.batch_size):
                 # Pack the batch's rows into one (no pads, so no compute is spent on padding).
                 batch = pack([rows[j] for j in order[i:i + cfg.batch_size]])
-                # Forward; the loss ignores row starts and (for loss_on='completion') prompt tokens.
+                # Forward to the positions that predict a target: not a row's last token, nor (for
+                # loss_on='completion') a prompt token.
+                where, target = targets(batch)
                 with amp:
-                    logits = forward(model, batch)
-                loss = masked_loss(logits, batch["labels"], batch["rows"] if cfg.loss_weighting == "sequence" else None)
+                    logits = forward(model, batch, keep=where)
+                loss = masked_loss(logits[0], target, batch["rows"][0, 1:][where] if by_row else None)
                 # Backward and one AdamW step on the LoRA weights, then decay the learning rate.
                 loss.backward()
                 optimizer.step()
@@ -137,8 +180,4 @@ def train_lora(lm: LanguageModel, adapter: str, examples: list[TrainingExample],
                 optimizer.zero_grad(set_to_none=True)
                 losses.append(loss.item())
                 tokens += batch["input_ids"].shape[1]
-    finally:
-        model.eval()
-        for param in trainable:
-            param.requires_grad = False
     return TrainResult(losses=losses, tokens=tokens, seconds=time.perf_counter() - start, steps=len(losses))

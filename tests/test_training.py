@@ -1,12 +1,14 @@
 """The LoRA training loop on the tiny model: what trains, what stays frozen, what carries the loss."""
 
+import pytest
 import torch
 
 from agent.adapt import lora_config
 from model_runtime import LanguageModel, TrainingExample, train_lora
 from model_runtime import lm as lm_module
+from model_runtime import training
 from model_runtime.loading import load
-from model_runtime.training import IGNORE, encode, forward, masked_loss, pack
+from model_runtime.training import IGNORE, encode, forward, frozen_weights_in, masked_loss, pack, targets
 from seal.config import ModelConfig, TrainConfig
 
 
@@ -15,11 +17,13 @@ def tiny_lm(tiny_model_dir) -> LanguageModel:
     return LanguageModel(model, tokenizer, name)
 
 
-def test_lora_changes_and_base_does_not(tiny_model_dir):
+@pytest.mark.parametrize("bf16", [False, True], ids=["fp32", "bf16-autocast"])
+def test_lora_changes_and_base_does_not(tiny_model_dir, monkeypatch, bf16):
     """After training, every LoRA matrix of the trained adapter changed; no base weight and no other
-    adapter's weight did."""
+    adapter's weight did, in fp32 and under bf16 autocast (where frozen layers train on bf16 copies)."""
+    monkeypatch.setattr(training, "native_bf16", lambda: True)  # emulated here if need be: the tiny model is cheap
     lm = tiny_lm(tiny_model_dir)
-    cfg = TrainConfig(epochs=3, batch_size=2, learning_rate=1e-2, bf16=False)
+    cfg = TrainConfig(epochs=3, batch_size=2, learning_rate=1e-2, bf16=bf16)
     lm.add_adapter("other", lora_config(cfg))
     lm.add_adapter("cand", lora_config(cfg))
     before = {n: p.detach().clone() for n, p in lm.peft.named_parameters()}
@@ -32,6 +36,31 @@ def test_lora_changes_and_base_does_not(tiny_model_dir):
     # lora_B starts at zero and lora_A gets gradient only once B is non-zero; both move within 6 steps.
     assert lora and changed == lora, f"unexpected: {sorted(changed ^ lora)[:5]}"
     assert not any(p.requires_grad for p in lm.peft.parameters()), "training must leave everything frozen"
+    assert all(p.dtype == torch.float32 for p in lm.peft.parameters()), "the model's own weights stay fp32"
+
+
+def test_frozen_weights_are_cast_once_and_given_back(tiny_model_dir):
+    """Under bf16 autocast a frozen layer computes the same with a bf16 copy of its weight as with the cast
+    autocast makes each forward; the trainable LoRA weights stay fp32, and every layer gets its own weight
+    back after the block, however it ends (the tied output head is tied again)."""
+    lm = tiny_lm(tiny_model_dir)
+    lm.add_adapter("cand", lora_config(TrainConfig()))
+    model = lm.peft
+    for name, param in model.named_parameters():  # as train_lora marks them
+        param.requires_grad = "lora_" in name
+    before = dict(model.named_parameters())
+    batch = pack([encode(lm, TrainingExample("", "Morwen Hale built the lighthouse in 1847."), "all", 64)])
+    q_proj = model.base_model.model.model.layers[0].self_attn.q_proj
+    with torch.no_grad(), training.autocast(torch.bfloat16):
+        plain = forward(model, batch)
+        with pytest.raises(RuntimeError, match="a failing step"), frozen_weights_in(model, torch.bfloat16):
+            assert q_proj.base_layer.weight.dtype == torch.bfloat16 and q_proj.lora_A["cand"].weight.dtype == torch.float32
+            assert model.get_output_embeddings().weight.dtype == torch.bfloat16
+            assert model.get_input_embeddings().weight.dtype == torch.float32, "the embedding lookup is not a matmul"
+            assert torch.equal(forward(model, batch), plain)
+            raise RuntimeError("a failing step")
+    assert all(param is before[name] for name, param in model.named_parameters())
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
 
 
 def test_packed_rows_do_not_see_each_other(tiny_model_dir):
@@ -50,14 +79,20 @@ def test_packed_rows_do_not_see_each_other(tiny_model_dir):
         torch.testing.assert_close(packed[0, start:start + len(ids)], logits[0], msg="a packed row saw another row")
         assert batch["labels"][0, start] == IGNORE, "a row's first token must not be a target of the previous row"
         start += len(ids)
+    # The output head runs only where a target is predicted, and gives the same logits there.
+    where, target = targets(batch)
+    with torch.no_grad():
+        kept = forward(lm.base, batch, keep=where)[0]
+    torch.testing.assert_close(kept, packed[0, where])
+    assert where.numel() == sum(len(ids) - 1 for ids, _ in rows), "every position but a row's last predicts a target"
     # The packed loss is the mean over every row's own next-token positions.
     losses = [torch.nn.functional.cross_entropy(logits[0, :-1], torch.tensor(ids[1:]), reduction="sum")
               for (ids, _), logits in zip(rows, alone)]
-    targets = sum(len(ids) - 1 for ids, _ in rows)
-    torch.testing.assert_close(masked_loss(packed, batch["labels"]), sum(losses) / targets)
+    targets_in_rows = sum(len(ids) - 1 for ids, _ in rows)
+    torch.testing.assert_close(masked_loss(kept, target), sum(losses) / targets_in_rows)
     # Weighted by sequence, each row's own mean counts once, however long the row.
     means = [loss / (len(ids) - 1) for (ids, _), loss in zip(rows, losses)]
-    torch.testing.assert_close(masked_loss(packed, batch["labels"], batch["rows"]), sum(means) / len(means),
+    torch.testing.assert_close(masked_loss(kept, target, batch["rows"][0, 1:][where]), sum(means) / len(means),
                                msg="loss_weighting='sequence' must be the mean of the rows' own mean losses")
 
 
@@ -175,10 +210,11 @@ def test_bf16_autocast_only_where_native(monkeypatch):
     from model_runtime import training
 
     monkeypatch.setattr(training, "native_bf16", lambda: False)
-    with training.autocast(True):
-        assert not torch.is_autocast_enabled("cpu"), "emulated bf16 must not be used"
+    assert training.autocast_dtype(True) is None, "emulated bf16 must not be used"
     monkeypatch.setattr(training, "native_bf16", lambda: True)
-    with training.autocast(True):
+    assert training.autocast_dtype(True) == torch.bfloat16
+    assert training.autocast_dtype(False) is None, "bf16 = false means fp32"
+    with training.autocast(torch.bfloat16):
         assert torch.get_autocast_dtype("cpu") == torch.bfloat16 and torch.is_autocast_enabled("cpu")
-    with training.autocast(False):
-        assert not torch.is_autocast_enabled("cpu"), "bf16 = false means fp32"
+    with training.autocast(None):
+        assert not torch.is_autocast_enabled("cpu")
