@@ -3,7 +3,8 @@
             active policy, trains and scores each exactly as verify does (from the active knowledge
             version, same probes, fixed seeds per document) and logs each as a trial; nothing commits.
             Ordinary ingests with K > 1 log their candidates the same way.
-  select  — per document, the candidate with the highest reward, if it exceeds `policy.min_reward` (0).
+  select  — per document, the candidate with the highest reward (equal rewards: the larger token-F1 gain),
+            if it exceeds `policy.min_reward` (0).
             With `self_edit.faithful_only`, a candidate is its faithful part, what it was trained on and
             earned its reward with; one with no faithful sentence added nothing to the passage, and is left out.
   update  — M-step: fine-tune the policy adapter (from the active policy version) on the selected
@@ -48,15 +49,26 @@ class Example:
 
 def select(trials: list[tuple[Trial, SelfEdit]], min_reward: float = 0.0) -> list[Example]:
     """Per document, the candidate with the highest reward, kept only if that reward exceeds `min_reward`
-    (0: any gain). Ties go to the candidate that trained on fewer tokens (the shorter self-edit), then the
-    earlier trial."""
+    (0: any gain). Equal rewards are common (a passage has about five probes, so a reward moves in steps of
+    0.2): they go to the larger token-F1 gain on the document's probes (answers that came closer without
+    containing the gold answer), then to fewer trained tokens (the shorter self-edit), then the earlier trial."""
+    def rank(trial: Trial) -> tuple[float, float, int, int]:
+        return round(trial.reward, 9), round(f1_gain(trial), 9), -trial.tokens, -trial.id
+
     best: dict[int, tuple[Trial, SelfEdit]] = {}
     for trial, edit in trials:
         held = best.get(trial.document_id)
-        if held is None or (trial.reward, -trial.tokens, -trial.id) > (held[0].reward, -held[0].tokens, -held[0].id):
+        if held is None or rank(trial) > rank(held[0]):
             best[trial.document_id] = (trial, edit)
     return [Example(t.id, t.document_id, t.reward, t.tokens, e.prompt, e.text)
             for t, e in sorted(best.values(), key=lambda pair: pair[0].id) if round(t.reward, 9) > min_reward]
+
+
+def f1_gain(trial: Trial) -> float:
+    """Mean token-F1 change of the document's probe answers from before to after training (0 for a trial
+    without F1 scores, such as a few-shot task's)."""
+    rows = [r for r in (trial.scores or {}).get("new", []) if "f1_after" in r]
+    return sum(r["f1_after"] - r["f1_before"] for r in rows) / len(rows) if rows else 0.0
 
 
 def collect(ws: Workspace, documents: list[DocumentInput]) -> Iterator[IngestResult]:

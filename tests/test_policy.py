@@ -27,8 +27,10 @@ OTHER = "Quellmoor is an island with 2,314 residents. Its beaches have violet sa
 FAITHFUL = "Morwen Hale built the Brannock Lighthouse in 1847."  # a self-edit sentence true to DOCUMENT
 
 
-def trial(id: int, document: int, reward: float, tokens: int = 100) -> tuple[Trial, SelfEdit]:
-    return (Trial(id=id, document_id=document, reward=reward, tokens=tokens),
+def trial(id: int, document: int, reward: float, tokens: int = 100, f1: tuple[float, ...] = ()) -> tuple[Trial, SelfEdit]:
+    """A logged candidate; `f1` gives its probes' token F1 after training (0 before), as verify records it."""
+    scores = {"new": [{"question": f"q{i}", "f1_before": 0.0, "f1_after": x} for i, x in enumerate(f1)]}
+    return (Trial(id=id, document_id=document, reward=reward, tokens=tokens, scores=scores),
             SelfEdit(id=id, document_id=document, prompt=f"prompt {document}", text=f"edit {id}"))
 
 
@@ -40,6 +42,17 @@ def test_selection_keeps_the_best_positive_candidate_per_document():
                             trial(6, 3, 0.4, tokens=300), trial(7, 3, 0.4, tokens=200), trial(8, 3, 0.4, tokens=200)])
     assert [(e.document_id, e.trial_id) for e in chosen] == [(1, 2), (3, 7)]
     assert policy.select([trial(1, 1, 0.0), trial(2, 1, -0.4)]) == []
+
+
+def test_equal_rewards_go_to_the_larger_token_f1_gain():
+    """Among candidates with the same reward, the one whose answers came closer to the gold answers wins,
+    before the shorter one; F1 never outranks reward, and rewards equal up to float rounding tie."""
+    chosen = policy.select([trial(1, 1, 0.2, tokens=100, f1=(1.0, 0.2)), trial(2, 1, 0.2, tokens=300, f1=(1.0, 0.6)),
+                            trial(3, 2, 0.4, f1=(0.5,)), trial(4, 2, 0.2, f1=(1.0,)),
+                            trial(5, 3, 0.2, f1=(0.5,)), trial(6, 3, 0.6 - 0.4, f1=(1.0,))])
+    assert [e.trial_id for e in chosen] == [2, 3, 6]
+    assert policy.f1_gain(trial(7, 4, 0.2, f1=(1.0, 0.5))[0]) == pytest.approx(0.75)
+    assert policy.f1_gain(Trial(id=8, document_id=5, reward=0.0, tokens=1, scores={"held_out": []})) == 0.0
 
 
 def test_selection_threshold_keeps_only_rewards_above_it():
