@@ -5,8 +5,10 @@ closed-book (greedy, the runtime's answer prompt and grader):
   no adaptation · passage in context (the retrieval upper bound) · LoRA on the passage only ·
   LoRA on passage + self-edit, for each prompt format, trained as `self_edit.faithful_only` says (with
   --faithful: both as written and with only their faithful sentences kept) · with --pool K, passage + the
-  faithful sentences of K self-edits sampled from the same prompt, pooled into one · and, with --policies,
-  passage + self-edit written by each policy version.
+  faithful sentences of K self-edits sampled from the same prompt, pooled into one · with --select K, passage +
+  the one of K such self-edits whose adapter answers the runtime's own probe questions best (what verify
+  measures; the gold questions are never used to choose) · and, with --policies, passage + self-edit
+  written by each policy version.
 Training is the runtime's own adapt recipe (config `train.*`, no replay: one passage from the base).
 Reported: the mean over passages of per-passage accuracy (the paper's number) and question-level
 accuracy, each with a 95 % interval, and the share of the in-context gap each condition closes.
@@ -28,8 +30,9 @@ import torch
 
 from agent import prompts
 from agent.adapt import lora_config
-from agent.generate import document_sequences, pooled_self_edit, training_sequences
+from agent.generate import document_seed, document_sequences, pooled_self_edit, training_sequences
 from agent.grading import grade
+from agent.probes import make_probes
 from benchmarks import report
 from benchmarks.squad import Passage
 from model_runtime import LanguageModel, TrainingExample, train_lora
@@ -61,14 +64,24 @@ def batch_self_edits(lm: LanguageModel, passages: list[Passage], formats: list[s
     return edits
 
 
+def candidate_label(label: str, j: int) -> str:
+    return f"{label} #{j + 1}"
+
+
 def score_passage(lm: LanguageModel, passage: Passage, arms: dict[str, tuple[str, str, bool] | None],
-                  cfg: Config) -> dict[str, Any]:
+                  cfg: Config, selections: dict[str, list[tuple[str, str]]] = {}) -> dict[str, Any]:
     """Train one fresh adapter per training arm (label → (format, self-edit, faithful sentences only), or
     None for the passage alone), then answer the questions under every condition in one mixed batch and
-    grade them."""
+    grade them. Each selection (label → candidate self-edits, trained as `self_edit.faithful_only` says)
+    trains every candidate, asks each the passage's probe questions (made as ingest makes them), and
+    reports the candidate that answers them best (accuracy, then token F1, then the earlier one)."""
     questions = [q for q, _ in passage.questions]
+    candidates = {candidate_label(label, j): (*edit, cfg.self_edit.faithful_only)
+                  for label, edits in selections.items() for j, edit in enumerate(edits)}
+    probes = ([(q, a) for q, a, _ in make_probes(lm, passage.context, cfg.verify.generated_probes, document_seed(
+        hashlib.sha256(passage.context.encode()).hexdigest(), cfg.self_edit.seed))] if selections else [])
     trained: dict[str, dict[str, Any]] = {}
-    for n, (label, edit) in enumerate(arms.items()):
+    for n, (label, edit) in enumerate((arms | candidates).items()):
         sequences = (document_sequences(lm, passage.context, cfg.self_edit) if edit is None
                      else training_sequences(lm, edit[0], edit[1], passage.context,
                                              dataclasses.replace(cfg.self_edit, faithful_only=edit[2])))
@@ -81,11 +94,15 @@ def score_passage(lm: LanguageModel, passage: Passage, arms: dict[str, tuple[str
                           "train_seconds": round(result.seconds, 2), "final_loss": result.losses[-1] if result.losses else None,
                           "self_edit": None if edit is None else edit[1]}
 
-    # Closed-book under the base and every adapter, open-book under the base: one mixed batch.
+    # Closed-book under the base and every adapter, open-book under the base, and the probes under every
+    # candidate: one mixed batch.
     closed = [NONE, *trained]
     chat = [lm.chat_prompt(prompts.answer_messages(q)) for q in questions]
-    batch = chat * len(closed) + [lm.chat_prompt(prompts.open_book_messages(passage.context, q)) for q in questions]
-    adapters = [trained[c]["adapter"] if c in trained else None for c in closed for _ in questions] + [None] * len(questions)
+    asked = [lm.chat_prompt(prompts.answer_messages(q)) for q, _ in probes]
+    batch = (chat * len(closed) + [lm.chat_prompt(prompts.open_book_messages(passage.context, q)) for q in questions]
+             + asked * len(candidates))
+    adapters = ([trained[c]["adapter"] if c in trained else None for c in closed for _ in questions] + [None] * len(questions)
+                + [trained[c]["adapter"] for c in candidates for _ in probes])
     answers = lm.generate(batch, adapter=adapters, max_new_tokens=cfg.verify.answer_tokens, temperature=0.0)
     for info in trained.values():
         lm.delete_adapter(info.pop("adapter"))
@@ -96,8 +113,21 @@ def score_passage(lm: LanguageModel, passage: Passage, arms: dict[str, tuple[str
         grades = [grade(a, gold) for a, (_, gold) in zip(given, passage.questions)]
         conditions[label] = {"answers": given, "correct": [g.correct for g in grades], "f1": [round(g.f1, 3) for g in grades],
                              "accuracy": sum(g.correct for g in grades) / len(grades), **trained.get(label, {})}
+    probed = iter(answers[(len(closed) + 1) * len(questions):])
+    for label, edits in selections.items():
+        scored = []
+        for j in range(len(edits)):
+            grades = [grade(next(probed), gold) for _, gold in probes]
+            own = conditions.pop(candidate_label(label, j))
+            scored.append({"probe_accuracy": sum(g.correct for g in grades) / max(len(grades), 1),
+                           "probe_f1": round(sum(g.f1 for g in grades) / max(len(grades), 1), 3),
+                           "accuracy": own["accuracy"], "train_tokens": own["train_tokens"], "condition": own})
+        best = max(range(len(scored)), key=lambda j: (round(scored[j]["probe_accuracy"], 9), scored[j]["probe_f1"], -j))
+        conditions[label] = {**scored[best]["condition"], "chosen": best,
+                             "candidates": [{k: v for k, v in c.items() if k != "condition"} for c in scored]}
     return {"title": passage.title, "sha256": hashlib.sha256(passage.context.encode()).hexdigest()[:16],
-            "questions": [{"question": q, "answer": a} for q, a in passage.questions], "conditions": conditions}
+            "questions": [{"question": q, "answer": a} for q, a in passage.questions],
+            **({"probes": [{"question": q, "answer": a} for q, a in probes]} if probes else {}), "conditions": conditions}
 
 
 def summarize(records: list[dict[str, Any]], labels: list[str]) -> list[dict[str, Any]]:
@@ -166,14 +196,16 @@ def resumable(path: Path, provenance: dict[str, Any]) -> dict[str, Any]:
 
 def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Config, *, out: Path, stem: str,
         provenance: dict[str, Any], policies: list[tuple[int, str | None]] = [(0, None)], faithful: bool = False,
-        pool: int = 1, progress: Progress = lambda done, total, message: None,
+        pool: int = 1, select: int = 1, progress: Progress = lambda done, total, message: None,
         resume: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Score every condition on every passage; the JSON and table are rewritten after each passage, the
     plot at the end. `policies` are (policy version, its attached adapter name; None for v0, the base):
     each writes one self-edit per passage and format, from the same seeds. With `faithful`, each
     self-edit is scored twice: as written and with only its faithful sentences kept. With `pool` above 1,
     each also writes pool - 1 more self-edits per passage and format (seeds self_edit.seed + 1, ...), and
-    the faithful sentences of all `pool` are scored as one self-edit. The self-edits are recorded
+    the faithful sentences of all `pool` are scored as one self-edit. With `select` above 1, the first
+    `select` of those self-edits are candidates, and the one whose adapter answers the passage's probes
+    best is scored (see `score_passage`). The self-edits are recorded
     before any passage is scored, so `resume` (an interrupted run's result, see `resumable`) carries on
     from its next passage with them, and needs none of the policies' adapters."""
     unknown = [f for f in formats if f not in SELF_EDIT_FORMATS]
@@ -182,11 +214,12 @@ def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Con
     start = time.perf_counter()
     edits: dict[str, list[tuple[str, str]]] = {}
     pooled: dict[str, list[tuple[str, str]]] = {}
+    selected: dict[str, list[list[tuple[str, str]]]] = {}
     records: list[dict[str, Any]] = []
     earlier = 0.0
     if resume is not None:
         edits, records, earlier = resume["self_edits"], resume["records"], resume["seconds"]
-        pooled = resume.get("pooled_self_edits", {})
+        pooled, selected = resume.get("pooled_self_edits", {}), resume.get("selected_self_edits", {})
         provenance = report.resumed(resume, provenance, from_passage=len(records))
     named = len(policies) > 1 or policies[0][0] != 0
     for number, adapter in policies if resume is None else []:
@@ -194,24 +227,28 @@ def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Con
         sampled = batch_self_edits(lm, passages, formats, cfg, adapter)
         more = [batch_self_edits(lm, passages, formats, dataclasses.replace(
                     cfg, self_edit=dataclasses.replace(cfg.self_edit, seed=cfg.self_edit.seed + j)), adapter)
-                for j in range(1, pool)]
+                for j in range(1, max(pool, select))]
         for f in formats:
             label = self_edit_label(f, number if named else None)
             edits[label] = [(f, e[f]) for e in sampled]
-            if more:
+            if pool > 1:
                 pooled[f"{label}, faithful sentences pooled from {pool}"] = [
-                    (f, pooled_self_edit(f, [e[f] for e in (sampled[i], *(m[i] for m in more))], p.context))
+                    (f, pooled_self_edit(f, [e[f] for e in (sampled[i], *(m[i] for m in more[:pool - 1]))], p.context))
                     for i, p in enumerate(passages)]
+            if select > 1:
+                selected[f"{label}{FAITHFUL if cfg.self_edit.faithful_only else ''}, best of {select} by probes"] = [
+                    [(f, e[f]) for e in (sampled[i], *(m[i] for m in more[:select - 1]))] for i in range(len(passages))]
     # Each self-edit as the configuration trains on it (`self_edit.faithful_only`); with --faithful, both
     # as written and with its faithful sentences only.
     tags = ["", FAITHFUL] if faithful else [FAITHFUL if cfg.self_edit.faithful_only else ""]
-    labels = [NONE, IN_CONTEXT, PASSAGE, *(label + tag for tag in tags for label in edits), *pooled]
+    labels = [NONE, IN_CONTEXT, PASSAGE, *(label + tag for tag in tags for label in edits), *pooled, *selected]
 
     def snapshot() -> list[dict[str, Any]]:
         summary = summarize(records, labels) if records else []
         result = {**provenance, "benchmark": "knowledge", "passages_done": len(records), "passages": len(passages),
                   "complete": len(records) == len(passages), "seconds": round(earlier + time.perf_counter() - start, 1),
-                  "summary": summary, "self_edits": edits, "pooled_self_edits": pooled, "records": records}
+                  "summary": summary, "self_edits": edits, "pooled_self_edits": pooled,
+                  "selected_self_edits": selected, "records": records}
         table = (markdown(summary, len(records), provenance["command"]) if records else
                  f"### Knowledge incorporation: self-edits sampled, no passage scored yet\n\n`{provenance['command']}`")
         report.write(out, stem, result, table)
@@ -223,7 +260,7 @@ def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Con
         arms: dict[str, tuple[str, str, bool] | None] = {PASSAGE: None} | {
             label + tag: (*e[i], tag == FAITHFUL) for tag in tags for label, e in edits.items()} | {
             label: (*e[i], True) for label, e in pooled.items()}
-        records.append(score_passage(lm, passages[i], arms, cfg))
+        records.append(score_passage(lm, passages[i], arms, cfg, {label: e[i] for label, e in selected.items()}))
         summary = snapshot()
     progress(len(passages), len(passages), "done")
     plot(summary, out / f"{stem}.png", f"SQuAD knowledge incorporation, {len(passages)} passages")

@@ -3,6 +3,7 @@ end to end through the CLI on the tiny model (the real-model smoke runs are in t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -190,6 +191,43 @@ def test_bench_knowledge_pool_scores_the_faithful_sentences_of_several_self_edit
         assert set(first) <= set(sentences(text))
     code, _, err = run_cli(["bench", "knowledge", "--data", str(data), "--pool", "0", "--out", str(out)], capsys)
     assert code != 0 and "--pool" in err
+
+
+def test_bench_knowledge_select_scores_the_candidate_that_answers_its_probes_best(home, data, tmp_path, capsys):
+    """--select 3 adds, per format, the one of 3 self-edits (the first of them the ordinary arm's) whose
+    adapter answers the passage's own probes best: the probes are those ingest would make, the gold
+    questions play no part in the choice, and the arm reports that candidate's answers."""
+    from agent.generate import document_seed
+    from agent.probes import make_probes
+    from agent.workspace import load_model
+    from benchmarks import squad
+    from seal import config
+
+    out = tmp_path / "results"
+    code, _, err = run_cli(["bench", "knowledge", "--data", str(data), "--n", "2", "--formats", "rewrite",
+                            "--select", "3", "--out", str(out)], capsys)
+    assert code == 0, err
+    result = json.loads((out / "knowledge-eval-n2-select3.json").read_text())
+    single = "LoRA: passage + rewrite, faithful sentences only"
+    chosen = f"{single}, best of 3 by probes"
+    assert [s["condition"] for s in result["summary"]][2:] == ["LoRA: passage only", single, chosen]
+    cfg = config.load()
+    lm = load_model(cfg.model, home / "models")
+    passages = squad.split(squad.load(data), "eval", 2)
+    for passage, edits, record in zip(passages, result["selected_self_edits"][chosen], result["records"]):
+        arms = record["conditions"]
+        assert len(edits) == 3 and edits[0] == ["rewrite", arms[single]["self_edit"]]
+        probes = make_probes(lm, passage.context, cfg.verify.generated_probes,
+                             document_seed(hashlib.sha256(passage.context.encode()).hexdigest(), cfg.self_edit.seed))
+        assert record["probes"] == [{"question": q, "answer": a} for q, a, _ in probes]
+        candidates, best = arms[chosen]["candidates"], arms[chosen]["chosen"]
+        assert len(candidates) == 3 and candidates[0]["train_tokens"] == arms[single]["train_tokens"]
+        assert all((c["probe_accuracy"], c["probe_f1"]) <= (candidates[best]["probe_accuracy"], candidates[best]["probe_f1"])
+                   for c in candidates)
+        assert arms[chosen]["self_edit"] == edits[best][1] and arms[chosen]["accuracy"] == candidates[best]["accuracy"]
+        assert arms[chosen]["accuracy"] == sum(arms[chosen]["correct"]) / len(record["questions"])
+    code, _, err = run_cli(["bench", "knowledge", "--data", str(data), "--select", "0", "--out", str(out)], capsys)
+    assert code != 0 and "--select" in err
 
 
 def test_bench_knowledge_self_edit_arm_follows_the_configured_filter(home, data, tmp_path, capsys):
