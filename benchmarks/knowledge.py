@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
 import time
 from collections.abc import Callable
@@ -81,10 +82,14 @@ def score_passage(lm: LanguageModel, passage: Passage, arms: dict[str, tuple[str
     probes = ([(q, a) for q, a, _ in make_probes(lm, passage.context, cfg.verify.generated_probes, document_seed(
         hashlib.sha256(passage.context.encode()).hexdigest(), cfg.self_edit.seed))] if selections else [])
     trained: dict[str, dict[str, Any]] = {}
+    by_sequences: dict[str, str] = {}  # an arm with the same training sequences as an earlier one reuses its adapter
     for n, (label, edit) in enumerate((arms | candidates).items()):
         sequences = (document_sequences(lm, passage.context, cfg.self_edit) if edit is None
                      else training_sequences(lm, edit[0], edit[1], passage.context,
                                              dataclasses.replace(cfg.self_edit, faithful_only=edit[2])))
+        if (same := by_sequences.setdefault(json.dumps(sequences), label)) != label:
+            trained[label] = {**trained[same], "self_edit": None if edit is None else edit[1]}
+            continue
         name = f"bench-{n}"
         torch.manual_seed(cfg.train.seed)  # every arm starts from the same initial LoRA
         lm.add_adapter(name, lora_config(cfg.train))
@@ -104,8 +109,8 @@ def score_passage(lm: LanguageModel, passage: Passage, arms: dict[str, tuple[str
     adapters = ([trained[c]["adapter"] if c in trained else None for c in closed for _ in questions] + [None] * len(questions)
                 + [trained[c]["adapter"] for c in candidates for _ in probes])
     answers = lm.generate(batch, adapter=adapters, max_new_tokens=cfg.verify.answer_tokens, temperature=0.0)
-    for info in trained.values():
-        lm.delete_adapter(info.pop("adapter"))
+    for name in {info.pop("adapter") for info in trained.values()}:
+        lm.delete_adapter(name)
 
     conditions = {}
     for k, label in enumerate([*closed, IN_CONTEXT]):
