@@ -19,7 +19,6 @@ Run: seal bench knowledge --data ../shared/data/squad_val.json --n 50
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import time
@@ -32,10 +31,11 @@ import torch
 from agent import prompts
 from agent.adapt import lora_config
 from agent.generate import document_seed, document_sequences, pooled_self_edit, training_sequences
-from agent.grading import grade
+from agent.grading import accuracy, grade
 from agent.probes import make_probes
 from benchmarks import report
 from benchmarks.squad import Passage
+from memory.store import content_sha256
 from model_runtime import LanguageModel, TrainingExample, train_lora
 from seal.config import SELF_EDIT_FORMATS, Config
 from seal.errors import InputError
@@ -77,10 +77,12 @@ def score_passage(lm: LanguageModel, passage: Passage, arms: dict[str, tuple[str
     trains every candidate, asks each the passage's probe questions (made as ingest makes them), and
     reports the candidate that answers them best (accuracy, then token F1, then the earlier one)."""
     questions = [q for q, _ in passage.questions]
+    sha = content_sha256(passage.context)
     candidates = {candidate_label(label, j): (*edit, cfg.self_edit.faithful_only)
                   for label, edits in selections.items() for j, edit in enumerate(edits)}
-    probes = ([(q, a) for q, a, _ in make_probes(lm, passage.context, cfg.verify.generated_probes, document_seed(
-        hashlib.sha256(passage.context.encode()).hexdigest(), cfg.self_edit.seed))] if selections else [])
+    seed = document_seed(sha, cfg.self_edit.seed)
+    probes = ([(q, a) for q, a, _ in make_probes(lm, passage.context, cfg.verify.generated_probes, seed)]
+              if selections else [])
     trained: dict[str, dict[str, Any]] = {}
     by_sequences: dict[str, str] = {}  # an arm with the same training sequences as an earlier one reuses its adapter
     for n, (label, edit) in enumerate((arms | candidates).items()):
@@ -117,20 +119,20 @@ def score_passage(lm: LanguageModel, passage: Passage, arms: dict[str, tuple[str
         given = answers[k * len(questions):(k + 1) * len(questions)]
         grades = [grade(a, gold) for a, (_, gold) in zip(given, passage.questions)]
         conditions[label] = {"answers": given, "correct": [g.correct for g in grades], "f1": [round(g.f1, 3) for g in grades],
-                             "accuracy": sum(g.correct for g in grades) / len(grades), **trained.get(label, {})}
+                             "accuracy": accuracy(grades), **trained.get(label, {})}
     probed = iter(answers[(len(closed) + 1) * len(questions):])
     for label, edits in selections.items():
         scored = []
         for j in range(len(edits)):
             grades = [grade(next(probed), gold) for _, gold in probes]
             own = conditions.pop(candidate_label(label, j))
-            scored.append({"probe_accuracy": sum(g.correct for g in grades) / max(len(grades), 1),
-                           "probe_f1": round(sum(g.f1 for g in grades) / max(len(grades), 1), 3),
+            scored.append({"probe_accuracy": accuracy(grades),
+                           "probe_f1": round(sum(g.f1 for g in grades) / len(grades), 3) if grades else 0.0,
                            "accuracy": own["accuracy"], "train_tokens": own["train_tokens"], "condition": own})
         best = max(range(len(scored)), key=lambda j: (round(scored[j]["probe_accuracy"], 9), scored[j]["probe_f1"], -j))
         conditions[label] = {**scored[best]["condition"], "chosen": best,
                              "candidates": [{k: v for k, v in c.items() if k != "condition"} for c in scored]}
-    return {"title": passage.title, "sha256": hashlib.sha256(passage.context.encode()).hexdigest()[:16],
+    return {"title": passage.title, "sha256": sha[:16],
             "questions": [{"question": q, "answer": a} for q, a in passage.questions],
             **({"probes": [{"question": q, "answer": a} for q, a in probes]} if probes else {}), "conditions": conditions}
 
@@ -228,21 +230,21 @@ def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Con
         provenance = report.resumed(resume, provenance, from_passage=len(records))
     named = len(policies) > 1 or policies[0][0] != 0
     for number, adapter in policies if resume is None else []:
-        progress(0, len(passages), f"policy v{number}: sampling {len(passages) * len(formats)} self-edits")
-        sampled = batch_self_edits(lm, passages, formats, cfg, adapter)
-        more = [batch_self_edits(lm, passages, formats, dataclasses.replace(
-                    cfg, self_edit=dataclasses.replace(cfg.self_edit, seed=cfg.self_edit.seed + j)), adapter)
-                for j in range(1, max(pool, select))]
+        count = len(passages) * len(formats) * max(pool, select)
+        progress(0, len(passages), f"policy v{number}: sampling {count} self-edits")
+        # Sample j is drawn with seed self_edit.seed + j; the first is the ordinary arm's.
+        samples = [batch_self_edits(lm, passages, formats, dataclasses.replace(
+                       cfg, self_edit=dataclasses.replace(cfg.self_edit, seed=cfg.self_edit.seed + j)), adapter)
+                   for j in range(max(pool, select))]
         for f in formats:
             label = self_edit_label(f, number if named else None)
-            edits[label] = [(f, e[f]) for e in sampled]
+            edits[label] = [(f, e[f]) for e in samples[0]]
             if pool > 1:
                 pooled[f"{label}, faithful sentences pooled from {pool}"] = [
-                    (f, pooled_self_edit(f, [e[f] for e in (sampled[i], *(m[i] for m in more[:pool - 1]))], p.context))
-                    for i, p in enumerate(passages)]
+                    (f, pooled_self_edit(f, [s[i][f] for s in samples[:pool]], p.context)) for i, p in enumerate(passages)]
             if select > 1:
                 selected[f"{label}{FAITHFUL if cfg.self_edit.faithful_only else ''}, best of {select} by probes"] = [
-                    [(f, e[f]) for e in (sampled[i], *(m[i] for m in more[:select - 1]))] for i in range(len(passages))]
+                    [(f, s[i][f]) for s in samples[:select]] for i in range(len(passages))]
     # Each self-edit as the configuration trains on it (`self_edit.faithful_only`); with --faithful, both
     # as written and with its faithful sentences only.
     tags = ["", FAITHFUL] if faithful else [FAITHFUL if cfg.self_edit.faithful_only else ""]
