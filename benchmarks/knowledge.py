@@ -160,7 +160,36 @@ def summarize(records: list[dict[str, Any]], labels: list[str]) -> list[dict[str
     return rows
 
 
-def markdown(summary: list[dict[str, Any]], passages: int, command: str) -> str:
+CHOICES = {"the first sample (the ordinary arm)": lambda c: c["candidates"][0]["accuracy"],
+           "chosen by probes": lambda c: c["accuracy"],
+           "a random one (mean of the K)": lambda c: sum(x["accuracy"] for x in c["candidates"]) / len(c["candidates"]),
+           "best by the gold questions (an oracle, for scale)": lambda c: max(x["accuracy"] for x in c["candidates"])}
+
+
+def selection(records: list[dict[str, Any]], label: str) -> dict[str, Any]:
+    """How a --select arm's choice among its K candidates compares with the alternatives (CHOICES), each
+    as the paired per-passage difference from passage-only training; and how often the probes could
+    tell the candidates apart, and chose one of the best by the gold questions where those differ."""
+    arms = [(r["conditions"][label], r["conditions"][PASSAGE]["accuracy"]) for r in records]
+    spread = [c for c, _ in arms if len({x["accuracy"] for x in c["candidates"]}) > 1]
+    return {"condition": label, "k": len(arms[0][0]["candidates"]),
+            "vs_passage": {name: report.mean_interval([pick(c) - base for c, base in arms], bounds=(-1.0, 1.0))
+                           for name, pick in CHOICES.items()},
+            "probes_tied": sum(len({(x["probe_accuracy"], x["probe_f1"]) for x in c["candidates"]}) == 1 for c, _ in arms),
+            "gold_differs": len(spread),
+            "chose_a_gold_best": sum(c["accuracy"] == max(x["accuracy"] for x in c["candidates"]) for c in spread)}
+
+
+def selection_markdown(chosen: dict[str, Any], passages: int) -> str:
+    rows = [[name, report.with_interval(*interval)] for name, interval in chosen["vs_passage"].items()]
+    return (f"#### {chosen['condition']}: which of the {chosen['k']} candidates\n\n"
+            + report.table(["candidate scored", "vs passage only, points [95% CI]"], rows)
+            + f"\n\nThe candidates' probe scores all tie on {chosen['probes_tied']} of {passages} passages (the first"
+            f" is then chosen). Their gold accuracies differ on {chosen['gold_differs']}; on"
+            f" {chosen['chose_a_gold_best']} of those the probes chose one of the best.\n")
+
+
+def markdown(summary: list[dict[str, Any]], passages: int, command: str, selections: list[dict[str, Any]] = []) -> str:
     rows = [[s["condition"], report.with_interval(*s["passage_mean"]), report.with_interval(*s["question_level"]),
              report.with_interval(*s["reward"]),
              "—" if s["condition"] == PASSAGE else report.with_interval(*s["vs_passage"]),
@@ -171,7 +200,8 @@ def markdown(summary: list[dict[str, Any]], passages: int, command: str) -> str:
             + report.table(["condition", "passage-mean accuracy % [95% CI]", "question-level accuracy % [95% CI]",
                             "reward: gain over no adaptation, points [95% CI]",
                             "vs passage only, points [95% CI]",
-                            "token F1 %", "in-context gap closed", "trained tokens / passage"], rows))
+                            "token F1 %", "in-context gap closed", "trained tokens / passage"], rows)
+            + "".join("\n\n" + selection_markdown(chosen, passages) for chosen in selections))
 
 
 def plot(summary: list[dict[str, Any]], path: Path, title: str) -> None:
@@ -252,11 +282,12 @@ def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Con
 
     def snapshot() -> list[dict[str, Any]]:
         summary = summarize(records, labels) if records else []
+        choices = [selection(records, label) for label in selected] if records else []
         result = {**provenance, "benchmark": "knowledge", "passages_done": len(records), "passages": len(passages),
                   "complete": len(records) == len(passages), "seconds": round(earlier + time.perf_counter() - start, 1),
-                  "summary": summary, "self_edits": edits, "pooled_self_edits": pooled,
+                  "summary": summary, "selections": choices, "self_edits": edits, "pooled_self_edits": pooled,
                   "selected_self_edits": selected, "records": records}
-        table = (markdown(summary, len(records), provenance["command"]) if records else
+        table = (markdown(summary, len(records), provenance["command"], choices) if records else
                  f"### Knowledge incorporation: self-edits sampled, no passage scored yet\n\n`{provenance['command']}`")
         report.write(out, stem, result, table)
         return summary

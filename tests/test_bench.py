@@ -133,6 +133,30 @@ def test_knowledge_summary_pairs_each_condition_with_passage_only_training():
     assert f"| {knowledge.PASSAGE} |" in table and "| 0.0 [-" in table
 
 
+def test_selection_summary_sets_the_probe_choice_beside_first_random_and_oracle():
+    """A --select arm is read against the first sample, a random one and the gold-best one, each paired
+    with passage-only training; ties on the probes and agreement with the gold questions are counted."""
+    from benchmarks import knowledge
+
+    def record(passage: float, chosen: int, candidates: list[tuple[float, float, float]]) -> dict:
+        scored = [{"probe_accuracy": p, "probe_f1": f, "accuracy": a} for p, f, a in candidates]
+        return {"conditions": {knowledge.PASSAGE: {"accuracy": passage},
+                               "best": {"accuracy": scored[chosen]["accuracy"], "chosen": chosen, "candidates": scored}}}
+
+    records = [record(0.25, 1, [(0.0, 0.1, 0.25), (0.5, 0.4, 0.75), (0.0, 0.2, 0.5)]),  # chose the gold-best
+               record(0.5, 0, [(0.2, 0.3, 0.5), (0.2, 0.3, 1.0), (0.2, 0.3, 0.0)]),  # probes tie: the first
+               record(0.0, 2, [(0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (0.4, 0.5, 0.0)])]  # gold accuracies all equal
+    got = knowledge.selection(records, "best")
+    vs = {name: interval[0] for name, interval in got["vs_passage"].items()}
+    assert list(vs) == list(knowledge.CHOICES) and got["k"] == 3
+    first, chosen, random, oracle = vs.values()
+    assert first == pytest.approx((0.0 + 0.0 + 0.0) / 3) and chosen == pytest.approx((0.5 + 0.0 + 0.0) / 3)
+    assert random == pytest.approx((0.25 + 0.0 + 0.0) / 3) and oracle == pytest.approx((0.5 + 0.5 + 0.0) / 3)
+    assert (got["probes_tied"], got["gold_differs"], got["chose_a_gold_best"]) == (1, 2, 1)
+    table = knowledge.selection_markdown(got, 3)
+    assert "| chosen by probes | 16.7 [" in table and "tie on 1 of 3 passages" in table and "on 1 of those" in table
+
+
 def test_bench_knowledge_on_tiny_model(home, data, tmp_path, capsys):
     """Every condition is scored on the same passages; JSON, table and plot are written."""
     out = tmp_path / "results"
@@ -211,6 +235,8 @@ def test_bench_knowledge_select_scores_the_candidate_that_answers_its_probes_bes
     single = "LoRA: passage + rewrite, faithful sentences only"
     chosen = f"{single}, best of 3 by probes"
     assert [s["condition"] for s in result["summary"]][2:] == ["LoRA: passage only", single, chosen]
+    assert [s["condition"] for s in result["selections"]] == [chosen]
+    assert f"#### {chosen}: which of the 3 candidates" in (out / "knowledge-eval-n2-select3.md").read_text()
     cfg = config.load()
     lm = load_model(cfg.model, home / "models")
     passages = squad.split(squad.load(data), "eval", 2)
