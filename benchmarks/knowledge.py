@@ -128,7 +128,8 @@ def score_passage(lm: LanguageModel, passage: Passage, arms: dict[str, tuple[str
             own = conditions.pop(candidate_label(label, j))
             scored.append({"probe_accuracy": accuracy(grades),
                            "probe_f1": round(sum(g.f1 for g in grades) / len(grades), 3) if grades else 0.0,
-                           "accuracy": own["accuracy"], "train_tokens": own["train_tokens"], "condition": own})
+                           "accuracy": own["accuracy"], "correct": own["correct"], "train_tokens": own["train_tokens"],
+                           "condition": own})
         best = max(range(len(scored)), key=lambda j: (round(scored[j]["probe_accuracy"], 9), scored[j]["probe_f1"], -j))
         conditions[label] = {**scored[best]["condition"], "chosen": best,
                              "candidates": [{k: v for k, v in c.items() if k != "condition"} for c in scored]}
@@ -160,9 +161,23 @@ def summarize(records: list[dict[str, Any]], labels: list[str]) -> list[dict[str
     return rows
 
 
+def chosen_on_the_other_half(arm: dict[str, Any]) -> float:
+    """Accuracy when each gold question is scored under the candidate that answers the other half of the
+    gold questions best (even-numbered against odd-numbered, ties averaged): a selector as good as the gold
+    questions themselves, but not fitted to the ones it is scored on."""
+    correct = [c["correct"] for c in arm["candidates"]]
+    score = 0.0
+    for half in (0, 1):
+        fit = [sum(c[1 - half::2]) for c in correct]
+        best = [c for c, f in zip(correct, fit) if f == max(fit)]
+        score += sum(sum(c[half::2]) for c in best) / len(best)
+    return score / len(correct[0])
+
+
 CHOICES = {"the first sample (the ordinary arm)": lambda c: c["candidates"][0]["accuracy"],
            "chosen by probes": lambda c: c["accuracy"],
            "a random one (mean of the K)": lambda c: sum(x["accuracy"] for x in c["candidates"]) / len(c["candidates"]),
+           "chosen on the other half of the gold questions": chosen_on_the_other_half,
            "best by the gold questions (an oracle, for scale)": lambda c: max(x["accuracy"] for x in c["candidates"])}
 
 
@@ -224,10 +239,13 @@ def plot(summary: list[dict[str, Any]], path: Path, title: str) -> None:
 
 
 def resumable(path: Path, provenance: dict[str, Any]) -> dict[str, Any]:
-    """The interrupted run at `path` (see `report.resumable`), which must have recorded its self-edits."""
+    """The interrupted run at `path` (see `report.resumable`), which must have recorded its self-edits
+    and each candidate's answers to the gold questions."""
     result = report.resumable(path, provenance)
-    if "self_edits" not in result:
-        raise InputError(f"{path} records no self-edits (written by an older version); run without --resume")
+    candidates = [c for r in result.get("records", []) for arm in r["conditions"].values() for c in arm.get("candidates", [])]
+    if "self_edits" not in result or any("correct" not in c for c in candidates):
+        raise InputError(f"{path} records no self-edits or candidate answers (written by an older version); "
+                         "run without --resume")
     return result
 
 

@@ -134,27 +134,50 @@ def test_knowledge_summary_pairs_each_condition_with_passage_only_training():
 
 
 def test_selection_summary_sets_the_probe_choice_beside_first_random_and_oracle():
-    """A --select arm is read against the first sample, a random one and the gold-best one, each paired
-    with passage-only training; ties on the probes and agreement with the gold questions are counted."""
+    """A --select arm is read against the first sample, a random one, the one chosen on the other half of
+    the gold questions and the gold-best one, each paired with passage-only training; ties on the probes
+    and agreement with the gold questions are counted."""
     from benchmarks import knowledge
 
-    def record(passage: float, chosen: int, candidates: list[tuple[float, float, float]]) -> dict:
-        scored = [{"probe_accuracy": p, "probe_f1": f, "accuracy": a} for p, f, a in candidates]
+    def record(passage: float, chosen: int, candidates: list[tuple[float, float, list[bool]]]) -> dict:
+        scored = [{"probe_accuracy": p, "probe_f1": f, "accuracy": sum(c) / len(c), "correct": c} for p, f, c in candidates]
         return {"conditions": {knowledge.PASSAGE: {"accuracy": passage},
                                "best": {"accuracy": scored[chosen]["accuracy"], "chosen": chosen, "candidates": scored}}}
 
-    records = [record(0.25, 1, [(0.0, 0.1, 0.25), (0.5, 0.4, 0.75), (0.0, 0.2, 0.5)]),  # chose the gold-best
-               record(0.5, 0, [(0.2, 0.3, 0.5), (0.2, 0.3, 1.0), (0.2, 0.3, 0.0)]),  # probes tie: the first
-               record(0.0, 2, [(0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (0.4, 0.5, 0.0)])]  # gold accuracies all equal
+    T, F = True, False
+    records = [record(0.25, 1, [(0.0, 0.1, [T, F, F, F]), (0.5, 0.4, [T, T, T, F]), (0.0, 0.2, [T, T, F, F])]),  # chose the gold-best
+               record(0.5, 0, [(0.2, 0.3, [T, F, T, F]), (0.2, 0.3, [T, T, T, T]), (0.2, 0.3, [F, F, F, F])]),  # probes tie: the first
+               record(0.0, 2, [(0.0, 0.0, [F, F, F, F]), (0.0, 0.0, [F, F, F, F]), (0.4, 0.5, [F, F, F, F])])]  # gold all equal
     got = knowledge.selection(records, "best")
     vs = {name: interval[0] for name, interval in got["vs_passage"].items()}
     assert list(vs) == list(knowledge.CHOICES) and got["k"] == 3
-    first, chosen, random, oracle = vs.values()
+    first, chosen, random, halves, oracle = vs.values()
     assert first == pytest.approx((0.0 + 0.0 + 0.0) / 3) and chosen == pytest.approx((0.5 + 0.0 + 0.0) / 3)
     assert random == pytest.approx((0.25 + 0.0 + 0.0) / 3) and oracle == pytest.approx((0.5 + 0.5 + 0.0) / 3)
+    # Passage 1: odd questions pick #2 and #3 (tied), which score 2 and 1 of the even ones; even questions
+    # pick #2, which scores 1 of the odd ones: 2.5 of 4. Passage 2: #2 (2 of 2), then #1 and #2 tied (0, 2): 3 of 4.
+    assert halves == pytest.approx((2.5 / 4 - 0.25 + 3 / 4 - 0.5 + 0.0) / 3)
     assert (got["probes_tied"], got["gold_differs"], got["chose_a_gold_best"]) == (1, 2, 1)
     table = knowledge.selection_markdown(got, 3)
     assert "| chosen by probes | 16.7 [" in table and "tie on 1 of 3 passages" in table and "on 1 of those" in table
+
+
+def test_resuming_a_select_run_that_recorded_no_candidate_answers_is_a_one_line_error(tmp_path):
+    """A --select run written before candidates recorded their gold answers cannot be summarised on
+    resume: it is refused before any passage is scored."""
+    from benchmarks import knowledge
+    from seal.errors import InputError
+
+    provenance = {"arguments": {"select": 2}, "config": {"train": {"epochs": 6}}}
+    arm = {"accuracy": 0.5, "chosen": 0, "candidates": [{"accuracy": 0.5, "correct": [True, False]}, {"accuracy": 0.0}]}
+    path = tmp_path / "knowledge-eval-n2-select2.json"
+    path.write_text(json.dumps({**provenance, "self_edits": [], "records": [{"conditions": {"best": arm}}]}))
+    with pytest.raises(InputError, match="candidate answers") as refused:
+        knowledge.resumable(path, provenance)
+    assert "\n" not in str(refused.value)
+    arm["candidates"][1]["correct"] = [False, False]
+    path.write_text(json.dumps({**provenance, "self_edits": [], "records": [{"conditions": {"best": arm}}]}))
+    assert knowledge.resumable(path, provenance)["records"][0]["conditions"]["best"] == arm
 
 
 def test_bench_knowledge_on_tiny_model(home, data, tmp_path, capsys):
@@ -248,6 +271,7 @@ def test_bench_knowledge_select_scores_the_candidate_that_answers_its_probes_bes
         assert record["probes"] == [{"question": q, "answer": a} for q, a, _ in probes]
         candidates, best = arms[chosen]["candidates"], arms[chosen]["chosen"]
         assert len(candidates) == 3 and candidates[0]["train_tokens"] == arms[single]["train_tokens"]
+        assert candidates[0]["correct"] == arms[single]["correct"] and candidates[best]["correct"] == arms[chosen]["correct"]
         assert all((c["probe_accuracy"], c["probe_f1"]) <= (candidates[best]["probe_accuracy"], candidates[best]["probe_f1"])
                    for c in candidates)
         assert arms[chosen]["self_edit"] == edits[best][1] and arms[chosen]["accuracy"] == candidates[best]["accuracy"]
