@@ -171,12 +171,13 @@ def test_resuming_a_select_run_that_recorded_no_candidate_answers_is_a_one_line_
     provenance = {"arguments": {"select": 2}, "config": {"train": {"epochs": 6}}}
     arm = {"accuracy": 0.5, "chosen": 0, "candidates": [{"accuracy": 0.5, "correct": [True, False]}, {"accuracy": 0.0}]}
     path = tmp_path / "knowledge-eval-n2-select2.json"
-    path.write_text(json.dumps({**provenance, "self_edits": [], "records": [{"conditions": {"best": arm}}]}))
+    write = lambda: path.write_text(json.dumps({**provenance, "self_edits": [], "records": [{"conditions": {"best": arm}}]}))
+    write()
     with pytest.raises(InputError, match="candidate answers") as refused:
         knowledge.resumable(path, provenance)
     assert "\n" not in str(refused.value)
     arm["candidates"][1]["correct"] = [False, False]
-    path.write_text(json.dumps({**provenance, "self_edits": [], "records": [{"conditions": {"best": arm}}]}))
+    write()
     assert knowledge.resumable(path, provenance)["records"][0]["conditions"]["best"] == arm
 
 
