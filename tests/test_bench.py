@@ -171,7 +171,10 @@ def test_resuming_a_select_run_that_recorded_no_candidate_answers_is_a_one_line_
     provenance = {"arguments": {"select": 2}, "config": {"train": {"epochs": 6}}}
     arm = {"accuracy": 0.5, "chosen": 0, "candidates": [{"accuracy": 0.5, "correct": [True, False]}, {"accuracy": 0.0}]}
     path = tmp_path / "knowledge-eval-n2-select2.json"
-    write = lambda: path.write_text(json.dumps({**provenance, "self_edits": [], "records": [{"conditions": {"best": arm}}]}))
+
+    def write() -> None:
+        path.write_text(json.dumps({**provenance, "self_edits": [], "records": [{"conditions": {"best": arm}}]}))
+
     write()
     with pytest.raises(InputError, match="candidate answers") as refused:
         knowledge.resumable(path, provenance)
