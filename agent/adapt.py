@@ -1,5 +1,6 @@
-"""Stage 2, adapt: train a LoRA on the current candidate's sequences plus a replay sample of earlier
-committed self-edits, starting from the parent knowledge version's weights, and save it to scratch."""
+"""Stage 2, adapt: train a LoRA on the current candidate's transfer text (`agent.transfer`: its self-edit, the
+document, and a replay sample of earlier committed self-edits), starting from the parent knowledge version's
+weights, and save it to scratch."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from peft import LoraConfig
 
 from agent.state import IngestState
 from agent.workspace import Workspace
-from model_runtime import TrainingExample, train_lora
+from agent.transfer import training_examples
+from model_runtime import train_lora
 from seal.config import TrainConfig
 
 
@@ -43,9 +45,12 @@ def adapt(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
     else:
         lm.add_adapter(name, lora_config(cfg))
 
-    # Its own sequences plus a replay sample of what earlier versions in this lineage learned.
+    # Its transfer text, and a replay sample of what earlier versions in this lineage learned; no question
+    # is built on a probe's span.
+    doc = ws.store.document(self_edit.document_id)
     replay = ws.store.replay_sequences(ws.store.lineage(parent), cfg.replay, cfg.seed + self_edit.id)
-    examples = [TrainingExample(p, c) for p, c in self_edit.sequences + replay]
+    examples = training_examples(lm, doc.title, doc.text, self_edit.format, self_edit.text,
+                                 [p.answer for p in doc.probes], replay, ws.config)
     result = train_lora(lm, name, examples, cfg, max_tokens=ws.config.self_edit.max_sequence_tokens)
 
     # Saved for verify, which loads it into the generation engine (in process, or on the server).

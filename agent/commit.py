@@ -52,7 +52,7 @@ def _commit_trial(ws: Workspace, best: dict, document_id: int) -> Version:
     metrics = {"reward": trial.reward, "new_before": trial.new_before, "new_after": trial.new_after,
                "retention_before": trial.retention_before, "retention_after": trial.retention_after,
                "general_before": trial.general_before, "general_after": trial.general_after,
-               "train_tokens": trial.tokens, "train_seconds": trial.train_seconds}
+               "general_drift": trial.general_drift, "train_tokens": trial.tokens, "train_seconds": trial.train_seconds}
     metadata = {"parent": trial.parent_version, "documents": [document_id], "trial": trial.id,
                 "config": trial.config, "metrics": metrics, "base_model": ws.lm.name}
     files = ws.adapters.write("knowledge", number, Path(best["dir"]), metadata)

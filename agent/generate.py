@@ -3,14 +3,13 @@ policy and parse each into training sequences (the document itself always append
 
 from __future__ import annotations
 
-import re
 import time
 
 from langgraph.runtime import Runtime
 
 from agent import prompts
 from agent.faithful import faithful, faithful_part, sentences
-from agent.probes import make_probes
+from agent.probes import document_sentences, make_probes
 from agent.state import IngestState
 from agent.workspace import Workspace
 from memory import SelfEdit
@@ -27,7 +26,7 @@ def chunks(lm: LanguageModel, text: str, max_tokens: int) -> list[str]:
     """Split text at sentence ends into pieces of at most `max_tokens` tokens (a sentence longer than
     that becomes a piece of its own and is truncated at training time)."""
     pieces, current = [], ""
-    for sentence in re.split(r"(?<=[.!?])\s+", " ".join(text.split())):
+    for sentence in document_sentences(text):
         candidate = f"{current} {sentence}".strip()
         if current and len(lm.tokenizer(candidate, add_special_tokens=False)["input_ids"]) > max_tokens:
             pieces.append(current)
@@ -41,21 +40,30 @@ def document_sequences(lm: LanguageModel, document: str, cfg: SelfEditConfig) ->
     return [["", piece] for piece in chunks(lm, document, cfg.max_sequence_tokens)]
 
 
-def training_sequences(lm: LanguageModel, format: str, self_edit: str, document: str,
-                       cfg: SelfEditConfig) -> list[list[str]]:
-    """[prompt, completion] pairs: the self-edit's items (capped), then the document itself. With
-    `cfg.faithful_only`, only the self-edit's faithful sentences and QA pairs are kept (`agent.faithful`)."""
+def self_edit_items(lm: LanguageModel, format: str, self_edit: str, document: str,
+                    cfg: SelfEditConfig) -> list[tuple[str, str, str]]:
+    """The self-edit's training items (capped) as (prompt, completion, the same prompt with the document in
+    context: what a distillation teacher reads). With `cfg.faithful_only`, only its faithful sentences and QA
+    pairs are kept (`agent.faithful`)."""
     keep = (lambda text: faithful_part(text, document)) if cfg.faithful_only else (lambda text: text)
     if format == "self_qa":
         end = lm.tokenizer.eos_token or ""
-        items = [[lm.chat_prompt(prompts.answer_messages(q)), f"{a}{end}"] for q, a in prompts.parse_qa(self_edit)
+        items = [(lm.chat_prompt(prompts.answer_messages(q)), f"{a}{end}",
+                  lm.chat_prompt(prompts.open_book_messages(document, q))) for q, a in prompts.parse_qa(self_edit)
                  if not cfg.faithful_only or faithful(f"{q} {a}", document)]
-    elif format == "implications":
-        items = [["", line] for line in map(keep, prompts.parse_lines(self_edit)) if line]
     else:
-        items = [["", piece] for p in map(keep, prompts.parse_paragraphs(self_edit)) if p
-                 for piece in chunks(lm, p, cfg.max_sequence_tokens)]
-    return items[:cfg.max_sequences] + document_sequences(lm, document, cfg)
+        units = map(keep, prompts.parse_lines(self_edit) if format == "implications" else prompts.parse_paragraphs(self_edit))
+        pieces = [u for u in units if u] if format == "implications" else [
+            piece for u in units if u for piece in chunks(lm, u, cfg.max_sequence_tokens)]
+        items = [("", piece, f"{document.strip()}\n\n") for piece in pieces]
+    return items[:cfg.max_sequences]
+
+
+def training_sequences(lm: LanguageModel, format: str, self_edit: str, document: str,
+                       cfg: SelfEditConfig) -> list[list[str]]:
+    """[prompt, completion] pairs: the self-edit's items (`self_edit_items`), then the document itself."""
+    return ([[p, c] for p, c, _ in self_edit_items(lm, format, self_edit, document, cfg)]
+            + document_sequences(lm, document, cfg))
 
 
 def pooled_self_edit(format: str, self_edits: list[str], document: str) -> str:

@@ -9,12 +9,13 @@ import re
 from pathlib import Path
 
 from agent.grading import normalize
-from agent.prompts import PROBE_PROMPT, parse_qa
-from model_runtime import Engine
+from agent.prompts import PROBE_PROMPT, answer_messages, parse_qa
+from model_runtime import Engine, LanguageModel
 from seal.errors import InputError
 
-# Questions the bundled base model answers correctly with the closed-book prompt; a drop here means
-# an update damaged general ability.
+# General ability: questions the bundled base model answers correctly with the closed-book prompt (41 of 60
+# asked), none of them trained on (`agent.transfer` keeps the parent on other prompts). Verify compares a
+# candidate with the base model on them, and measures its drift from the base along their answers.
 GENERAL_PROBES: list[tuple[str, str]] = [
     ("What is the capital of France?", "Paris"),
     ("How many days are there in a week?", "7"),
@@ -23,12 +24,50 @@ GENERAL_PROBES: list[tuple[str, str]] = [
     ("Who wrote the play Romeo and Juliet?", "Shakespeare"),
     ("What is the capital of Japan?", "Tokyo"),
     ("How many legs does a spider have?", "8"),
-    ("What is the boiling point of water in degrees Celsius?", "100"),
     ("What is the largest ocean on Earth?", "Pacific"),
     ("How many hours are there in a day?", "24"),
+    ("What is the capital of England?", "London"),
+    ("What is the capital of Russia?", "Moscow"),
+    ("What is the capital of China?", "Beijing"),
+    ("What is the capital of Egypt?", "Cairo"),
+    ("What is the capital of Canada?", "Ottawa"),
+    ("How many minutes are there in an hour?", "60"),
+    ("How many seconds are there in a minute?", "60"),
+    ("How many continents are there?", "7"),
+    ("How many wheels does a bicycle have?", "2"),
+    ("What planet is known as the Red Planet?", "Mars"),
+    ("What is the chemical symbol for gold?", "Au"),
+    ("What is the chemical symbol for oxygen?", "O"),
+    ("Who developed the theory of relativity?", "Einstein"),
+    ("Who discovered penicillin?", "Fleming"),
+    ("What language is spoken in Brazil?", "Portuguese"),
+    ("What is the longest river in Africa?", "Nile"),
+    ("What is the tallest mountain in the world?", "Everest"),
+    ("What is 5 plus 3?", "8"),
+    ("What organ pumps blood around the body?", "heart"),
+    ("What is the currency of Japan?", "yen"),
+    ("What is the currency of the United States?", "dollar"),
+    ("Which animal is the largest land animal?", "elephant"),
+    ("In which country are the pyramids of Giza?", "Egypt"),
+    ("What is the main gas in the air we breathe?", "nitrogen"),
+    ("What instrument has black and white keys?", "piano"),
+    ("Who wrote the novel Pride and Prejudice?", "Jane Austen"),
+    ("What is the capital of Australia?", "Canberra"),
+    ("What is the smallest prime number?", "2"),
+    ("How many sides does a square have?", "4"),
+    ("How many sides does a hexagon have?", "6"),
+    ("What is the opposite of up?", "down"),
+    ("What is the largest desert in the world?", "Sahara"),
 ]
 
 MAX_PROBES = 50
+
+
+def general_texts(lm: LanguageModel) -> list[str]:
+    """The general-ability questions and their answers as the chat the model is asked in: held-out text on
+    which `divergence` measures how far an adapter has moved from the base model."""
+    end = lm.tokenizer.eos_token or ""
+    return [lm.chat_prompt(answer_messages(q)) + a + end for q, a in GENERAL_PROBES]
 
 
 def load_supplied(path: Path) -> list[tuple[str, str]]:
@@ -76,13 +115,22 @@ def generated(lm: Engine, document: str, n: int, seed: int) -> list[tuple[str, s
 _SPAN = re.compile(r"\b(?:\d[\d,.]*\d|\d)\b|\b[A-Z][a-z]+(?:\s+(?:of\s+)?[A-Z][a-z]+)*\b")
 
 
+def answer_spans(sentence: str) -> list[re.Match[str]]:
+    """The salient spans of a sentence, in order: its numbers, and its proper names but the first word."""
+    return [m for m in _SPAN.finditer(sentence)
+            if m.start() > 0 or m.group().replace(",", "").replace(".", "").isdigit()]
+
+
+def document_sentences(document: str) -> list[str]:
+    return re.split(r"(?<=[.!?])\s+", " ".join(document.split()))
+
+
 def cloze(document: str, n: int) -> list[tuple[str, str]]:
     """Up to `n` fill-in-the-blank probes: in each sentence, the first number or non-initial proper name
     is blanked out, or else its last word. Deterministic."""
     probes = []
-    for sentence in re.split(r"(?<=[.!?])\s+", " ".join(document.split())):
-        spans = [m for m in _SPAN.finditer(sentence)
-                 if m.start() > 0 or m.group().replace(",", "").replace(".", "").isdigit()]  # not a first word
+    for sentence in document_sentences(document):
+        spans = answer_spans(sentence)
         if not spans:
             spans = list(re.finditer(r"\w+(?=\W*$)", sentence)) if len(sentence.split()) >= 3 else []
         if spans:

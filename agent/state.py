@@ -15,6 +15,7 @@ class IngestState(TypedDict, total=False):
     current: int  # index into candidates of the one being adapted / verified
     candidate_dir: str  # adapter trained for the current candidate (scratch folder)
     train: dict[str, Any]  # loss curve, tokens, seconds of the current candidate's training
-    before: dict[str, Any]  # parent version's graded answers, shared by all candidates
+    before: dict[str, Any]  # parent version's answers, shared by all candidates
+    base: dict[str, Any]  # the base model's answers to the general-ability set, shared by all candidates
     trials: Annotated[list[dict[str, Any]], operator.add]  # {"trial_id", "passed", "reward", "dir"}
     version: int  # the committed knowledge version; 0 when the document was rejected

@@ -1,6 +1,8 @@
 """Stage 3, verify: closed-book, greedy, before (parent version) vs after (candidate) on the document's
-probes, a sample of earlier documents' probes (retention) and the general-ability set. The reward is
-the new-knowledge gain; the gate decides whether the candidate may be committed."""
+probes and a sample of earlier documents' probes (retention); general ability against the *base* model, so
+that no chain of commits can lose more than the gate allows once: its answers to the general-ability set
+and its drift from the base along them (`divergence`, a continuous measure where one flipped answer is not).
+The reward is the new-knowledge gain; the gate decides whether the candidate may be committed."""
 
 from __future__ import annotations
 
@@ -15,17 +17,19 @@ from agent.adapt import candidate_adapter
 from agent.answer import closed_book
 from agent.generate import document_seed
 from agent.grading import accuracy, grade
-from agent.probes import GENERAL_PROBES
+from agent.probes import GENERAL_PROBES, general_texts
 from agent.state import IngestState
 from agent.workspace import Workspace
 from memory import Document, Probe, Store, Trial
+from model_runtime import divergence
 from seal.config import VerifyConfig
 from seal.failpoints import failpoint
 
 
-def gate(gain: float, retention_drop: float | None, general_drop: float, cfg: VerifyConfig) -> tuple[bool, str]:
-    """Pass when the gain reaches min_gain and neither earlier documents nor general ability dropped
-    more than allowed; the reason says which numbers decided."""
+def gate(gain: float, retention_drop: float | None, general_drop: float, drift: float,
+         cfg: VerifyConfig) -> tuple[bool, str]:
+    """Pass when the gain reaches min_gain, earlier documents did not drop more than allowed, and general
+    ability stayed within bounds of the base model (answers and drift); the reason says which numbers decided."""
     # Accuracies are fractions of a few questions: compare at 1e-9 so that 0.8 - 0.6 counts as 0.2.
     gain, general_drop = round(gain, 9), round(general_drop, 9)
     retention_drop = None if retention_drop is None else round(retention_drop, 9)
@@ -35,11 +39,13 @@ def gate(gain: float, retention_drop: float | None, general_drop: float, cfg: Ve
     if retention_drop is not None and retention_drop > cfg.max_retention_drop:
         failures.append(f"retention dropped {retention_drop:.2f} > {cfg.max_retention_drop:.2f}")
     if general_drop > cfg.max_general_drop:
-        failures.append(f"general ability dropped {general_drop:.2f} > {cfg.max_general_drop:.2f}")
+        failures.append(f"general ability dropped {general_drop:.2f} below the base model > {cfg.max_general_drop:.2f}")
+    if drift > cfg.max_drift:
+        failures.append(f"drifted {drift:.3f} nats/token from the base model > {cfg.max_drift:.3f}")
     if failures:
         return False, "; ".join(failures)
     retained = "" if retention_drop is None else f", retention drop {retention_drop:.2f}"
-    return True, f"gain {gain:+.2f}{retained}, general drop {general_drop:.2f}"
+    return True, f"gain {gain:+.2f}{retained}, general drop {general_drop:.2f}, drift {drift:.3f}"
 
 
 def retention_sample(store: Store, doc: Document, parent: int, before: dict[str, str], n: int) -> list[Probe]:
@@ -52,6 +58,16 @@ def retention_sample(store: Store, doc: Document, parent: int, before: dict[str,
     known = [p for p in store.probes_of(store.rejected_documents(), doc.id)
              if p.question in before and grade(before[p.question], p.answer).correct]
     return learned + random.Random(seed).sample(known, min(len(known), n // 2))
+
+
+def general_drift(ws: Workspace, name: str, directory: Path) -> float:
+    """The candidate's drift from the base model on the general-ability set (`divergence`), computed in this
+    process (where training runs) whichever engine answers."""
+    ws.lm.load_adapter(name, directory)
+    try:
+        return divergence(ws.lm, general_texts(ws.lm), name)
+    finally:
+        ws.lm.delete_adapter(name)
 
 
 def verify(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
@@ -70,43 +86,50 @@ def verify(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
 
     # Three groups of (question, gold answer): this document, earlier documents, general ability.
     # Before: the parent version's answers — those it already gave in earlier trials are reused, the rest
-    # computed here once and shared by every candidate. After: the candidate's answers (re-attached from
-    # scratch when resuming in a new process). Both are decoded together in mixed batches.
+    # computed here once and shared by every candidate — and the base model's to the general set. After: the
+    # candidate's answers (re-attached from scratch when resuming in a new process). All are decoded together
+    # in mixed batches.
     before = dict(state.get("before") or ws.store.recorded_answers(parent))
+    base = dict(state.get("base") or {})
     retention = retention_sample(ws.store, doc, parent, before, cfg.retention_probes)
     groups = {"new": [(p.question, p.answer) for p in doc.probes],
               "retention": [(p.question, p.answer) for p in retention],
               "general": GENERAL_PROBES}
     questions = [q for items in groups.values() for q, _ in items]
-    missing = [q for q in questions if q not in before]
+    missing = [q for q, _ in groups["new"] + groups["retention"] if q not in before]
+    unasked = [q for q, _ in GENERAL_PROBES if q not in base]
     parent_adapter = ws.attach("knowledge", parent)
     name = candidate_adapter(self_edit_id)
     if name not in ws.engine.adapters():
         ws.engine.load_adapter(name, Path(state["candidate_dir"]))
-    answers = closed_book(ws.engine, missing + questions, [parent_adapter] * len(missing) + [name] * len(questions),
+    answers = closed_book(ws.engine, missing + unasked + questions,
+                          [parent_adapter] * len(missing) + [None] * len(unasked) + [name] * len(questions),
                           cfg.answer_tokens)
     before |= dict(zip(missing, answers[:len(missing)]))
-    after = dict(zip(questions, answers[len(missing):]))
+    base |= dict(zip(unasked, answers[len(missing):len(missing) + len(unasked)]))
+    after = dict(zip(questions, answers[len(missing) + len(unasked):]))
     ws.engine.delete_adapter(name)
+    drift = general_drift(ws, name, Path(state["candidate_dir"]))
 
     scores: dict[str, list] = {}
     acc: dict[str, tuple[float, float] | None] = {}
     for group, items in groups.items():
+        earlier = base if group == "general" else before
         rows = []
         for q, gold in items:
-            b, a = grade(before[q], gold), grade(after[q], gold)
-            rows.append({"question": q, "answer": gold, "before": before[q], "after": after[q],
+            b, a = grade(earlier[q], gold), grade(after[q], gold)
+            rows.append({"question": q, "answer": gold, "before": earlier[q], "after": after[q],
                          "correct_before": b.correct, "correct_after": a.correct, "exact_before": b.exact,
                          "exact_after": a.exact, "f1_before": b.f1, "f1_after": a.f1})
         scores[group] = rows
-        acc[group] = (accuracy([grade(before[q], g) for q, g in items]),
+        acc[group] = (accuracy([grade(earlier[q], g) for q, g in items]),
                       accuracy([grade(after[q], g) for q, g in items])) if items else None
 
     # A document too short to probe cannot show a gain: it is rejected, saying how to fix that.
     gain = 0.0 if acc["new"] is None else acc["new"][1] - acc["new"][0]
     retention_drop = None if acc["retention"] is None else acc["retention"][0] - acc["retention"][1]
     general_drop = acc["general"][0] - acc["general"][1]
-    passed, reason = gate(gain, retention_drop, general_drop, cfg)
+    passed, reason = gate(gain, retention_drop, general_drop, drift, cfg)
     if acc["new"] is None:
         passed, reason = False, "no probe questions could be made for this document; supply them with --qa"
 
@@ -123,12 +146,12 @@ def verify(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
         new_before=acc["new"][0] if acc["new"] else 0.0, new_after=acc["new"][1] if acc["new"] else 0.0,
         retention_before=None if acc["retention"] is None else acc["retention"][0],
         retention_after=None if acc["retention"] is None else acc["retention"][1],
-        general_before=acc["general"][0], general_after=acc["general"][1], reward=gain, passed=passed,
+        general_before=acc["general"][0], general_after=acc["general"][1], general_drift=drift, reward=gain, passed=passed,
         decision="passed" if passed else "rejected", reason=reason), document_status=status)
     failpoint("verify.recorded")
     if collect or not passed:
         shutil.rmtree(state["candidate_dir"], ignore_errors=True)
 
     ws.store.add_event("stage", doc.id, {"stage": "verify", "seconds": time.perf_counter() - start})
-    return {"before": before, "current": index + 1,
+    return {"before": before, "base": base, "current": index + 1,
             "trials": [{"trial_id": trial.id, "passed": passed, "reward": gain, "dir": state["candidate_dir"]}]}

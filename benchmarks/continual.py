@@ -10,6 +10,10 @@ seeds in both):
   plain     — the paper's sequential recipe: a LoRA trained on each self-edit and merged into the
               weights, no gate, no replay.
 
+After each document both arms are also asked the general-ability set (`agent.probes.GENERAL_PROBES`), and
+the protected arm's active version is measured for drift from the base model on it (`divergence`): general
+ability must stay within bounds of the base model however many versions follow.
+
 Run: seal bench continual --data ../shared/data/squad_val.json --sequences 3 --length 8
 """
 
@@ -27,12 +31,13 @@ from agent.adapt import lora_config
 from agent.answer import closed_book
 from agent.generate import document_seed, sample_self_edits, training_sequences
 from agent.grading import grade
+from agent.probes import GENERAL_PROBES, general_texts
 from agent.ingest import DocumentInput, ingest
 from benchmarks import report
 from benchmarks.homes import fresh_workspace
 from benchmarks.squad import Passage
 from memory.store import content_sha256
-from model_runtime import LanguageModel, TrainingExample, loading, train_lora
+from model_runtime import LanguageModel, TrainingExample, divergence, loading, train_lora
 from seal.config import Config
 from seal.errors import InputError
 
@@ -41,11 +46,20 @@ Progress = Callable[[int, int, str], None]
 Matrix = list[list[float | None]]
 
 
+GENERAL = Passage("general ability", "", tuple(GENERAL_PROBES))
+
+
 def accuracies(lm: LanguageModel, passages: list[Passage], adapter: str | None, cfg: Config) -> list[float]:
     """Closed-book accuracy on each passage's questions, one batch for all of them."""
     questions = [q for p in passages for q, _ in p.questions]
     answers = iter(closed_book(lm, questions, adapter, cfg.verify.answer_tokens))
     return [sum(grade(next(answers), gold).correct for _, gold in p.questions) / len(p.questions) for p in passages]
+
+
+def scored(lm: LanguageModel, passages: list[Passage], adapter: str | None, cfg: Config) -> tuple[list[float], float]:
+    """`accuracies` on the passages, and on the general-ability set, in one batch."""
+    *values, general = accuracies(lm, [*passages, GENERAL], adapter, cfg)
+    return values, general
 
 
 def matrix_row(values: list[float], length: int) -> list[float | None]:
@@ -62,10 +76,13 @@ def protected(lm: LanguageModel, passages: list[Passage], cfg: Config, home: Pat
             step(f"protected {k + 1}/{len(passages)}: {p.title}")
             result = next(ingest(ws, [DocumentInput(f"squad:{p.title}", p.title, p.context, p.questions)]))
             version = ws.store.active("knowledge")
-            rows.append(matrix_row(accuracies(lm, passages[:k + 1], ws.attach("knowledge", version), cfg), len(passages)))
+            adapter = ws.attach("knowledge", version)
+            values, general = scored(lm, passages[:k + 1], adapter, cfg)
+            rows.append(matrix_row(values, len(passages)))
             edit = ws.store.self_edit(ws.store.trials(result.document_id)[-1].self_edit_id)
             log.append({"title": p.title, "decision": result.status, "version": version, "reason": result.reason,
-                        "seconds": round(result.seconds, 1), "self_edit": edit.text})
+                        "seconds": round(result.seconds, 1), "self_edit": edit.text, "general": general,
+                        "drift": 0.0 if adapter is None else divergence(lm, general_texts(lm), adapter)})
     return {"rows": rows, "steps": log}
 
 
@@ -87,9 +104,10 @@ def plain(policy: LanguageModel, passages: list[Passage], cfg: Config, model_cac
         train_lora(lm, "edit", [TrainingExample(a, b) for a, b in sequences], cfg.train,
                    max_tokens=cfg.self_edit.max_sequence_tokens)
         lm.merge("edit")
-        rows.append(matrix_row(accuracies(lm, passages[:k + 1], None, cfg), len(passages)))
+        values, general = scored(lm, passages[:k + 1], None, cfg)
+        rows.append(matrix_row(values, len(passages)))
         log.append({"title": p.title, "decision": "merged", "seconds": round(time.perf_counter() - start, 1),
-                    "self_edit": text})
+                    "self_edit": text, "general": general})
     return {"rows": rows, "steps": log}
 
 
@@ -118,7 +136,21 @@ def summarize(runs: list[dict[str, Any]], arms: list[str]) -> dict[str, Any]:
             # Per sequence: a loss in one sequence can hide behind a gain in another in the mean matrix.
             "below_baseline": {arm: [measures(r[arm]["matrix"])["below_baseline"] for r in runs] for arm in arms},
             "commits": {"protected": sum(st["decision"] == "committed" for r in runs for st in r["protected"]["steps"])}
-            if "protected" in arms else {}}
+            if "protected" in arms else {},
+            "general": {arm: general_ability(runs, arm) for arm in arms}}
+
+
+def general_ability(runs: list[dict[str, Any]], arm: str) -> dict[str, Any]:
+    """The general-ability set's accuracy, mean over sequences: the base model's, after the first document and
+    after the last; the largest drop below the base at any step of any sequence; and (protected) the drift
+    from the base after the last document."""
+    steps = [r[arm]["steps"] for r in runs]
+    drifts = [s[-1]["drift"] for s in steps if "drift" in s[-1]]
+    return {"base": statistics.fmean(r["general_base"] for r in runs),
+            "after_first": statistics.fmean(s[0]["general"] for s in steps),
+            "after_last": statistics.fmean(s[-1]["general"] for s in steps),
+            "largest_drop": max(r["general_base"] - st["general"] for r, s in zip(runs, steps) for st in s),
+            "drift_after_last": statistics.fmean(drifts) if drifts else None}
 
 
 def below(per_sequence: list[list[int]]) -> str:
@@ -131,11 +163,17 @@ def markdown(summary: dict[str, Any], command: str) -> str:
              f"`{command}`\n"]
     rows = []
     for arm, m in summary["measures"].items():
+        g = summary["general"][arm]
         rows.append([arm, report.pct(m["no_adaptation"]), report.pct(m["just_after"]), report.pct(m["final"]),
-                     f"{m['retained']:.2f} ×", below(summary["below_baseline"][arm]), summary["commits"].get(arm, "—")])
+                     f"{m['retained']:.2f} ×", below(summary["below_baseline"][arm]), summary["commits"].get(arm, "—"),
+                     f"{report.pct(g['base'])} → {report.pct(g['after_first'])} → {report.pct(g['after_last'])}",
+                     report.pct(g["largest_drop"]),
+                     "—" if g["drift_after_last"] is None else f"{1000 * g['drift_after_last']:.0f}"])
     parts.append(report.table(["arm", "no adaptation %", "just after learning % (diagonal)", "after the last document %",
                                "final / just-after", "documents below no-adaptation (sequence: documents)",
-                               "documents committed"], rows))
+                               "documents committed", "general ability %: base → after 1 → after all",
+                               "largest general drop below base, points", "drift from base after all, millinats/token"],
+                              rows))
     for arm, m in summary["mean_matrix"].items():
         header = ["after ↓ / document →", *[str(j + 1) for j in range(len(m[0]))]]
         body = [[f"{k} docs" if k else "none", *["" if v is None else report.pct(v) for v in row]] for k, row in enumerate(m)]
@@ -199,8 +237,9 @@ def run(lm: LanguageModel, sequences: list[list[Passage]], arms: list[str], cfg:
         return summary
 
     for s, passages in enumerate(sequences[len(runs):], start=len(runs)):
-        baseline = accuracies(lm, passages, None, cfg)
-        record: dict[str, Any] = {"titles": [p.title for p in passages], "no_adaptation": baseline}
+        baseline, general = scored(lm, passages, None, cfg)
+        record: dict[str, Any] = {"titles": [p.title for p in passages], "no_adaptation": baseline,
+                                  "general_base": general}
         for arm in arms:
             result = (protected(lm, passages, cfg, homes / f"sequence-{s + 1}", step) if arm == "protected"
                       else plain(lm, passages, cfg, model_cache, step))

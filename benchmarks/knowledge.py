@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,19 +31,39 @@ import torch
 
 from agent import prompts
 from agent.adapt import lora_config
-from agent.generate import document_seed, document_sequences, pooled_self_edit, training_sequences
+from agent.generate import document_seed, pooled_self_edit
 from agent.grading import accuracy, grade
-from agent.probes import make_probes
+from agent.probes import general_texts, make_probes
+from agent.transfer import training_examples
 from benchmarks import report
 from benchmarks.squad import Passage
 from memory.store import content_sha256
-from model_runtime import LanguageModel, TrainingExample, train_lora
-from seal.config import SELF_EDIT_FORMATS, Config
+from model_runtime import LanguageModel, divergence, train_lora
+from seal.config import SELF_EDIT_FORMATS, Config, TrainConfig
 from seal.errors import InputError
 
 NONE, IN_CONTEXT, PASSAGE = "no adaptation", "passage in context", "LoRA: passage only"
 FAITHFUL = ", faithful sentences only"
+DISTILL = "distill"
+# The parts of the distill objective that --ablations turns off one at a time (train.* weights).
+PARTS = ("passage", "self_edit", "questions", "answer_ce", "sentences", "retention")
 Progress = Callable[[int, int, str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Arm:
+    """A trained condition: the self-edit it learns from (format None: none, the document alone), whether
+    only its faithful sentences are kept, and the training recipe (objective and weights)."""
+
+    format: str | None
+    self_edit: str
+    faithful: bool
+    train: TrainConfig
+
+
+def distill_label(label: str, without: str | None = None) -> str:
+    """The distill arm of a self-edit arm's label ("LoRA: passage + rewrite" → "distill: passage + rewrite")."""
+    return DISTILL + label.removeprefix("LoRA") + ("" if without is None else f", without {without}")
 
 
 def self_edit_label(format: str, policy: int | None = None) -> str:
@@ -69,37 +90,41 @@ def candidate_label(label: str, j: int) -> str:
     return f"{label} #{j + 1}"
 
 
-def score_passage(lm: LanguageModel, passage: Passage, arms: dict[str, tuple[str, str, bool] | None],
-                  cfg: Config, selections: dict[str, list[tuple[str, str]]] = {}) -> dict[str, Any]:
-    """Train one fresh adapter per training arm (label → (format, self-edit, faithful sentences only), or
-    None for the passage alone), then answer the questions under every condition in one mixed batch and
-    grade them. Each selection (label → candidate self-edits, trained as `self_edit.faithful_only` says)
-    trains every candidate, asks each the passage's probe questions (made as ingest makes them), and
-    reports the candidate that answers them best (accuracy, then token F1, then the earlier one)."""
+def score_passage(lm: LanguageModel, passage: Passage, arms: dict[str, Arm], cfg: Config,
+                  selections: dict[str, list[tuple[str, str]]] = {}) -> dict[str, Any]:
+    """Train one fresh adapter per arm (`Arm`), measure how far each moved from the base on general text
+    (`divergence`), then answer the questions under every condition in one mixed batch and grade them. No
+    training question is built on a gold answer's span. Each selection (label → candidate self-edits, trained
+    by cross-entropy as `self_edit.faithful_only` says) trains every candidate, asks each the passage's probe
+    questions (made as ingest makes them), and reports the candidate that answers them best (accuracy, then
+    token F1, then the earlier one)."""
     questions = [q for q, _ in passage.questions]
     sha = content_sha256(passage.context)
-    candidates = {candidate_label(label, j): (*edit, cfg.self_edit.faithful_only)
+    ce = dataclasses.replace(cfg.train, objective="ce")
+    candidates = {candidate_label(label, j): Arm(*edit, cfg.self_edit.faithful_only, ce)
                   for label, edits in selections.items() for j, edit in enumerate(edits)}
     seed = document_seed(sha, cfg.self_edit.seed)
     probes = ([(q, a) for q, a, _ in make_probes(lm, passage.context, cfg.verify.generated_probes, seed)]
               if selections else [])
+    held_out = [a for _, a in passage.questions + tuple(probes)]
+    general = general_texts(lm)
     trained: dict[str, dict[str, Any]] = {}
-    by_sequences: dict[str, str] = {}  # an arm with the same training sequences as an earlier one reuses its adapter
-    for n, (label, edit) in enumerate((arms | candidates).items()):
-        sequences = (document_sequences(lm, passage.context, cfg.self_edit) if edit is None
-                     else training_sequences(lm, edit[0], edit[1], passage.context,
-                                             dataclasses.replace(cfg.self_edit, faithful_only=edit[2])))
-        if (same := by_sequences.setdefault(json.dumps(sequences), label)) != label:
-            trained[label] = {**trained[same], "self_edit": None if edit is None else edit[1]}
+    by_examples: dict[str, str] = {}  # an arm with the same training as an earlier one reuses its adapter
+    for n, (label, arm) in enumerate((arms | candidates).items()):
+        run = dataclasses.replace(cfg, train=arm.train,
+                                  self_edit=dataclasses.replace(cfg.self_edit, faithful_only=arm.faithful))
+        examples = training_examples(lm, passage.title, passage.context, arm.format or "rewrite",
+                                     arm.self_edit if arm.format else "", held_out, [], run)
+        if (same := by_examples.setdefault(repr((examples, arm.train)), label)) != label:
+            trained[label] = {**trained[same], "self_edit": arm.self_edit or None}
             continue
         name = f"bench-{n}"
         torch.manual_seed(cfg.train.seed)  # every arm starts from the same initial LoRA
-        lm.add_adapter(name, lora_config(cfg.train))
-        result = train_lora(lm, name, [TrainingExample(p, c) for p, c in sequences], cfg.train,
-                            max_tokens=cfg.self_edit.max_sequence_tokens)
-        trained[label] = {"adapter": name, "sequences": len(sequences), "train_tokens": result.tokens,
+        lm.add_adapter(name, lora_config(arm.train))
+        result = train_lora(lm, name, examples, arm.train, max_tokens=cfg.self_edit.max_sequence_tokens)
+        trained[label] = {"adapter": name, "sequences": len(examples), "train_tokens": result.tokens,
                           "train_seconds": round(result.seconds, 2), "final_loss": result.losses[-1] if result.losses else None,
-                          "self_edit": None if edit is None else edit[1]}
+                          "drift": round(divergence(lm, general, name), 6), "self_edit": arm.self_edit or None}
 
     # Closed-book under the base and every adapter, open-book under the base, and the probes under every
     # candidate: one mixed batch.
@@ -153,7 +178,8 @@ def summarize(records: list[dict[str, Any]], labels: list[str]) -> list[dict[str
                      "question_level": report.wilson(sum(correct), len(correct)), "questions": len(correct),
                      "reward": gain(NONE), "vs_passage": gain(PASSAGE),
                      "f1": sum(f1) / len(f1) if f1 else math.nan,
-                     "train_tokens": sum(tokens) / len(tokens) if tokens else 0})
+                     "train_tokens": sum(tokens) / len(tokens) if tokens else 0,
+                     "drift": statistics.fmean(r["conditions"][label].get("drift", 0.0) for r in records)})
     none = next(r["passage_mean"][0] for r in rows if r["condition"] == NONE)
     ceiling = next(r["passage_mean"][0] for r in rows if r["condition"] == IN_CONTEXT)
     for r in rows:
@@ -209,13 +235,14 @@ def markdown(summary: list[dict[str, Any]], passages: int, command: str, selecti
              report.with_interval(*s["reward"]),
              "—" if s["condition"] == PASSAGE else report.with_interval(*s["vs_passage"]),
              f"{100 * s['f1']:.1f}", "—" if s["condition"] in (NONE, IN_CONTEXT) else f"{100 * s['gap_closed']:.0f} %",
-             f"{s['train_tokens']:.0f}"] for s in summary]
+             f"{s['train_tokens']:.0f}", f"{1000 * s.get('drift', 0.0):.1f}"] for s in summary]
     return (f"### Knowledge incorporation: {passages} passages, {summary[0]['questions']} questions\n\n"
             f"`{command}`\n\n"
             + report.table(["condition", "passage-mean accuracy % [95% CI]", "question-level accuracy % [95% CI]",
                             "reward: gain over no adaptation, points [95% CI]",
                             "vs passage only, points [95% CI]",
-                            "token F1 %", "in-context gap closed", "trained tokens / passage"], rows)
+                            "token F1 %", "in-context gap closed", "trained tokens / passage",
+                            "general drift, millinats / token"], rows)
             + "".join("\n\n" + selection_markdown(chosen, passages) for chosen in selections))
 
 
@@ -251,8 +278,8 @@ def resumable(path: Path, provenance: dict[str, Any]) -> dict[str, Any]:
 
 def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Config, *, out: Path, stem: str,
         provenance: dict[str, Any], policies: list[tuple[int, str | None]] = [(0, None)], faithful: bool = False,
-        pool: int = 1, select: int = 1, progress: Progress = lambda done, total, message: None,
-        resume: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        pool: int = 1, select: int = 1, ablations: bool = False,
+        progress: Progress = lambda done, total, message: None, resume: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Score every condition on every passage; the JSON and table are rewritten after each passage, the
     plot at the end. `policies` are (policy version, its attached adapter name; None for v0, the base):
     each writes one self-edit per passage and format, from the same seeds. With `faithful`, each
@@ -260,7 +287,9 @@ def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Con
     each also writes pool - 1 more self-edits per passage and format (seeds self_edit.seed + 1, ...), and
     the faithful sentences of all `pool` are scored as one self-edit. With `select` above 1, the first
     `select` of those self-edits are candidates, and the one whose adapter answers the passage's probes
-    best is scored (see `score_passage`). The self-edits are recorded
+    best is scored (see `score_passage`). Every self-edit is trained both by cross-entropy (the "LoRA" arms)
+    and by the distill objective (`train.*` weights); with `ablations`, also by the distill objective with
+    each of its parts (PARTS) turned off in turn. The self-edits are recorded
     before any passage is scored, so `resume` (an interrupted run's result, see `resumable`) carries on
     from its next passage with them, and needs none of the policies' adapters."""
     unknown = [f for f in formats if f not in SELF_EDIT_FORMATS]
@@ -296,7 +325,12 @@ def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Con
     # Each self-edit as the configuration trains on it (`self_edit.faithful_only`); with --faithful, both
     # as written and with its faithful sentences only.
     tags = ["", FAITHFUL] if faithful else [FAITHFUL if cfg.self_edit.faithful_only else ""]
-    labels = [NONE, IN_CONTEXT, PASSAGE, *(label + tag for tag in tags for label in edits), *pooled, *selected]
+    ce = dataclasses.replace(cfg.train, objective="ce")
+    distilled = dataclasses.replace(cfg.train, objective="distill")
+    variants = {None: distilled} | ({part: dataclasses.replace(distilled, **{part: 0.0}) for part in PARTS}
+                                    if ablations else {})
+    labels = [NONE, IN_CONTEXT, PASSAGE, *(label + tag for tag in tags for label in edits),
+              *(distill_label(label, part) for label in edits for part in variants), *pooled, *selected]
 
     def snapshot() -> list[dict[str, Any]]:
         summary = summarize(records, labels) if records else []
@@ -313,9 +347,11 @@ def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Con
     summary = snapshot()
     for i in range(len(records), len(passages)):
         progress(i, len(passages), passages[i].title)
-        arms: dict[str, tuple[str, str, bool] | None] = {PASSAGE: None} | {
-            label + tag: (*e[i], tag == FAITHFUL) for tag in tags for label, e in edits.items()} | {
-            label: (*e[i], True) for label, e in pooled.items()}
+        arms = {PASSAGE: Arm(None, "", False, ce)} | {
+            label + tag: Arm(*e[i], tag == FAITHFUL, ce) for tag in tags for label, e in edits.items()} | {
+            distill_label(label, part): Arm(*e[i], cfg.self_edit.faithful_only, train)
+            for label, e in edits.items() for part, train in variants.items()} | {
+            label: Arm(*e[i], True, ce) for label, e in pooled.items()}
         records.append(score_passage(lm, passages[i], arms, cfg, {label: e[i] for label, e in selected.items()}))
         summary = snapshot()
     progress(len(passages), len(passages), "done")

@@ -77,6 +77,7 @@ class Trial(Base):
     retention_after: Mapped[float | None]
     general_before: Mapped[float | None]  # None for task trials: a task adapter only ever answers its task
     general_after: Mapped[float | None]
+    general_drift: Mapped[float | None]  # mean KL(base ‖ candidate) per token on the general set; None before 0005
     reward: Mapped[float]
     passed: Mapped[bool]
     decision: Mapped[str] = mapped_column(String(16))  # committed | passed | rejected

@@ -4,8 +4,8 @@ documents, agents or stores."""
 
 from model_runtime.lm import LanguageModel
 from model_runtime.remote import RemoteEngine
-from model_runtime.training import TrainingExample, TrainResult, train_lora
+from model_runtime.training import TrainingExample, TrainResult, divergence, train_lora
 
 Engine = LanguageModel | RemoteEngine  # where generation runs; both answer the same generation calls
 
-__all__ = ["Engine", "LanguageModel", "RemoteEngine", "TrainingExample", "TrainResult", "train_lora"]
+__all__ = ["Engine", "LanguageModel", "RemoteEngine", "TrainingExample", "TrainResult", "divergence", "train_lora"]

@@ -1,9 +1,16 @@
-"""The LoRA training loop, written out: tokenize → pack → forward → masked loss → backward → AdamW
-step with linear decay. A batch's sequences are packed into one row with a block-diagonal mask, so no
-compute goes to padding; prompt tokens (when configured) carry no loss."""
+"""The LoRA training loop, written out: tokenize → teacher pass → pack → forward → masked loss → backward →
+AdamW step with linear decay. A batch's sequences are packed into one row with a block-diagonal mask, so no
+compute goes to padding; prompt tokens (when configured) carry no loss.
+
+Two objectives share the loop, per example: cross-entropy on the completion's tokens, and distillation:
+the completion's tokens also match the next-token distributions of a *teacher*, which is the model as
+training starts (the parent version) reading another prompt before the same completion — the document
+in context, say, while the student reads none. The teacher's top-k distributions are computed once, with
+no gradient, before the first step."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Iterator
@@ -21,10 +28,30 @@ IGNORE = -100
 
 @dataclass(frozen=True)
 class TrainingExample:
-    """One training sequence: `prompt` is context (no loss when loss_on='completion'), `completion` is learned."""
+    """One training sequence: `prompt` is context (no loss when loss_on='completion'), `completion` is learned,
+    by cross-entropy (weight `ce`) and, given a `teacher` prompt, by matching the teacher's next-token
+    distributions along it (weight `distill`). A teacher prompt equal to `prompt` keeps the student close
+    to the model it started from (a retention term)."""
 
     prompt: str
     completion: str
+    teacher: str | None = None
+    ce: float = 1.0
+    distill: float = 0.0
+
+
+@dataclass(frozen=True)
+class Row:
+    """One encoded example: token ids and labels, and per target (each label that is not IGNORE, after the
+    first token) its loss weights and, for distillation, the teacher's top-k token ids and log-probabilities."""
+
+    ids: list[int]
+    labels: list[int]
+    prompt: int  # tokens of the prompt
+    ce: torch.Tensor
+    distill: torch.Tensor
+    top_ids: torch.Tensor | None = None
+    top_logp: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -78,10 +105,28 @@ def targets(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]
     return where, following[where]
 
 
-def masked_loss(logits: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean cross-entropy of `logits` (one row per target) against `targets`. Given `rows` (each target's
-    row in the packed batch), the mean of the rows' own means instead: a short row weighs as much as a long one."""
-    per_token = F.cross_entropy(logits.float(), targets, reduction="none")
+def token_losses(logits: torch.Tensor, targets: torch.Tensor, ce: torch.Tensor | None = None,
+                 distill: torch.Tensor | None = None, top_ids: torch.Tensor | None = None,
+                 top_logp: torch.Tensor | None = None) -> torch.Tensor:
+    """Each target's loss: its cross-entropy, or given weights, `ce` × cross-entropy + `distill` × the KL from
+    the teacher's distribution to the student's over the teacher's top-k tokens (`top_ids`, `top_logp`) and one
+    bucket for all other tokens: exactly 0 where the two distributions are the same."""
+    if ce is None:
+        return F.cross_entropy(logits.float(), targets, reduction="none")
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    loss = ce * -logp.gather(1, targets[:, None]).squeeze(1)
+    if top_ids is not None:
+        student = logp.gather(1, top_ids)
+        rest_teacher = (1 - top_logp.exp().sum(-1)).clamp_min(1e-6)
+        rest_student = (1 - student.exp().sum(-1)).clamp_min(1e-6)
+        kl = (top_logp.exp() * (top_logp - student)).sum(-1) + rest_teacher * (rest_teacher.log() - rest_student.log())
+        loss = loss + distill * kl
+    return loss
+
+
+def masked_loss(per_token: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """The mean of the targets' losses. Given `rows` (each target's row in the packed batch), the mean of the
+    rows' own means instead: a short row weighs as much as a long one."""
     if rows is None:
         return per_token.mean()
     sums = per_token.new_zeros(int(rows.max()) + 1).index_add(0, rows, per_token)
@@ -124,17 +169,60 @@ def frozen_weights_in(model: torch.nn.Module, dtype: torch.dtype | None) -> Iter
             module.weight = weight
 
 
+def encode_row(lm: LanguageModel, example: TrainingExample, cfg: TrainConfig, max_tokens: int) -> Row:
+    """The example's ids and labels, and its targets' loss weights (a prompt token, with loss_on='all', is
+    learned by cross-entropy alone: only the completion has a teacher)."""
+    ids, labels = encode(lm, example, cfg.loss_on, max_tokens)
+    prompt = len(lm.tokenizer(example.prompt, add_special_tokens=False)["input_ids"]) if example.prompt else 0
+    scored = [u for u in range(1, len(ids)) if labels[u] != IGNORE]
+    weight = example.distill if example.teacher is not None else 0.0
+    return Row(ids, labels, prompt, torch.full((len(scored),), float(example.ce)),
+               torch.tensor([weight if u >= prompt else 0.0 for u in scored]))
+
+
+@torch.no_grad()
+def teach(model: torch.nn.Module, lm: LanguageModel, examples: list[TrainingExample], rows: list[Row],
+          cfg: TrainConfig, dtype: torch.dtype | None) -> list[Row]:
+    """The rows with their teacher's top-k distributions along the completion: the model as it is (training
+    has not started) reads each example's teacher prompt, then its completion; packed like training rows."""
+    taught = list(rows)
+    todo = [i for i, (ex, row) in enumerate(zip(examples, rows)) if ex.teacher is not None and row.distill.any()]
+    for start in range(0, len(todo), cfg.batch_size):
+        chosen = todo[start:start + cfg.batch_size]
+        batch = pack([encode(lm, TrainingExample(examples[i].teacher, examples[i].completion), "completion", 1 << 16)
+                      for i in chosen])
+        where, _ = targets(batch)
+        with autocast(dtype):
+            logp = torch.log_softmax(forward(model, batch, keep=where)[0].float(), dim=-1)
+        top_logp, top_ids = logp.topk(cfg.top_k, dim=-1)
+        owner = batch["rows"][0, 1:][where]
+        for j, i in enumerate(chosen):
+            row, mine = rows[i], owner == j
+            ids, lps = top_ids[mine], top_logp[mine]
+            # The teacher's targets are the completion's tokens (all but the first when its prompt is empty:
+            # that one has no predecessor); the student's are the completion tokens after its own prompt.
+            first = 0 if examples[i].teacher else 1
+            scored = torch.tensor([u for u in range(1, len(row.ids)) if row.labels[u] != IGNORE])
+            index = scored - row.prompt - first
+            known = (index >= 0) & (index < len(ids)) & (scored >= row.prompt)
+            index = index.clamp(0, len(ids) - 1)
+            taught[i] = dataclasses.replace(row, distill=row.distill * known, top_ids=ids[index], top_logp=lps[index])
+    return taught
+
+
 def train_lora(lm: LanguageModel, adapter: str, examples: list[TrainingExample], cfg: TrainConfig,
                max_tokens: int = 256) -> TrainResult:
     """Train LoRA adapter `adapter` (already attached to `lm`) on `examples`; other weights stay frozen."""
-    rows = [r for r in (encode(lm, ex, cfg.loss_on, max_tokens) for ex in examples)
-            if any(label != IGNORE for label in r[1][1:])]
-    if not rows:
+    kept = [(ex, r) for ex in examples for r in [encode_row(lm, ex, cfg, max_tokens)] if len(r.ce)]
+    if not kept:
         return TrainResult()
+    examples, rows = [ex for ex, _ in kept], [r for _, r in kept]
 
     with lm.using(adapter) as model:  # the lock: no generation sees the model mid-training
         trainable = []
         try:
+            # The teacher is the model before any step: its distributions are computed first.
+            rows = teach(model, lm, examples, rows, cfg, autocast_dtype(cfg.bf16))
             # Only this adapter's LoRA matrices train; the base and every other adapter stay frozen.
             for name, param in model.named_parameters():
                 param.requires_grad = "lora_" in name and f".{adapter}." in name
@@ -148,8 +236,7 @@ def train_lora(lm: LanguageModel, adapter: str, examples: list[TrainingExample],
                 param.requires_grad = False
 
 
-def _train(model: torch.nn.Module, trainable: list[torch.nn.Parameter], rows: list[tuple[list[int], list[int]]],
-           cfg: TrainConfig) -> TrainResult:
+def _train(model: torch.nn.Module, trainable: list[torch.nn.Parameter], rows: list[Row], cfg: TrainConfig) -> TrainResult:
     start = time.perf_counter()
     # Fused: one kernel over all the LoRA tensors (on CPU the default loops over them one by one).
     optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=0.0, fused=True)
@@ -159,6 +246,7 @@ def _train(model: torch.nn.Module, trainable: list[torch.nn.Parameter], rows: li
     dtype = autocast_dtype(cfg.bf16)
     amp = autocast(dtype)  # decided once, re-entered every step
     by_row = cfg.loss_weighting == "sequence"
+    plain = all(r.top_ids is None and bool((r.ce == 1).all()) for r in rows)  # cross-entropy alone, unweighted
     losses: list[float] = []
     tokens = 0
     with frozen_weights_in(model, dtype):
@@ -166,13 +254,19 @@ def _train(model: torch.nn.Module, trainable: list[torch.nn.Parameter], rows: li
             order = torch.randperm(len(rows), generator=generator).tolist()
             for i in range(0, len(order), cfg.batch_size):
                 # Pack the batch's rows into one (no pads, so no compute is spent on padding).
-                batch = pack([rows[j] for j in order[i:i + cfg.batch_size]])
+                chosen = [rows[j] for j in order[i:i + cfg.batch_size]]
+                batch = pack([(r.ids, r.labels) for r in chosen])
                 # Forward to the positions that predict a target: not a row's last token, nor (for
                 # loss_on='completion') a prompt token.
                 where, target = targets(batch)
                 with amp:
                     logits = forward(model, batch, keep=where)
-                loss = masked_loss(logits[0], target, batch["rows"][0, 1:][where] if by_row else None)
+                # Each target's loss (cross-entropy and, where a teacher is, the KL from its distribution),
+                # averaged over the batch's targets (or its rows).
+                per_token = token_losses(logits[0], target) if plain else token_losses(
+                    logits[0], target, torch.cat([r.ce for r in chosen]), torch.cat([r.distill for r in chosen]),
+                    *_teacher(chosen, cfg.top_k))
+                loss = masked_loss(per_token, batch["rows"][0, 1:][where] if by_row else None)
                 # Backward and one AdamW step on the LoRA weights, then decay the learning rate.
                 loss.backward()
                 optimizer.step()
@@ -181,3 +275,25 @@ def _train(model: torch.nn.Module, trainable: list[torch.nn.Parameter], rows: li
                 losses.append(loss.item())
                 tokens += batch["input_ids"].shape[1]
     return TrainResult(losses=losses, tokens=tokens, seconds=time.perf_counter() - start, steps=len(losses))
+
+
+def _teacher(rows: list[Row], k: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The batch's teacher top-k ids and log-probabilities, target by target (zeros where a row has none)."""
+    if all(r.top_ids is None for r in rows):
+        return None, None
+    ids = torch.cat([r.top_ids if r.top_ids is not None else torch.zeros(len(r.ce), k, dtype=torch.long) for r in rows])
+    logp = torch.cat([r.top_logp if r.top_logp is not None else torch.zeros(len(r.ce), k) for r in rows])
+    return ids, logp
+
+
+@torch.no_grad()
+def divergence(lm: LanguageModel, texts: list[str], adapter: str | None, reference: str | None = None) -> float:
+    """How far `adapter` has moved from `reference` (None: the base model) on `texts`: the mean over their
+    tokens of KL(reference ‖ adapter) between next-token distributions, in nats (0 for the same weights)."""
+    batch = pack([encode(lm, TrainingExample("", text), "all", 1 << 16) for text in texts])
+    where, _ = targets(batch)
+    logp = []
+    for name in (reference, adapter):
+        with lm.using(name) as model:
+            logp.append(torch.log_softmax(forward(model, batch, keep=where)[0].float(), dim=-1))
+    return float((logp[0].exp() * (logp[0] - logp[1])).sum(-1).mean())

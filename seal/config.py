@@ -58,6 +58,20 @@ class SelfEditConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
+    objective: str = _help("What a candidate learns from: distill (the student, reading no document, matches the "
+                           "next-token distributions of its parent reading the document, on the transfer text below) "
+                           "or ce (cross-entropy on the self-edit and the document).", "distill")
+    passage: float = _help("distill: cross-entropy weight on the document's own text.", 1.0)
+    self_edit: float = _help("distill: weight of the self-edit as transfer text (the teacher reads the document first).", 1.0)
+    questions: float = _help("distill: weight of questions built from the document's names, numbers and dates, asked "
+                             "in the chat format (the teacher reads the document first); never a probe's span.", 1.0)
+    answer_ce: float = _help("distill: cross-entropy weight on those questions' answers (the span itself).", 0.5)
+    sentences: float = _help("distill: weight of the document's sentences, each alone (the teacher reads the "
+                             "sentences before it).", 1.0)
+    retention: float = _help("distill: weight of staying with the parent version on fixed general prompts and on "
+                             "replayed earlier material (the teacher is the parent, reading the same text).", 1.0)
+    max_questions: int = _help("distill: most questions built per document.", 12)
+    top_k: int = _help("distill: teacher tokens kept per position (the rest of its distribution is dropped).", 32)
     rank: int = _help("LoRA rank.", 16)
     alpha: int = _help("LoRA alpha.", 32)
     dropout: float = _help("LoRA dropout.", 0.0)
@@ -79,7 +93,9 @@ class TrainConfig:
 class VerifyConfig:
     min_gain: float = _help("Least new-knowledge gain (accuracy points, 0-1) that passes the gate.", 0.01)
     max_retention_drop: float = _help("Largest allowed drop on earlier documents' probes (0-1).", 0.15)
-    max_general_drop: float = _help("Largest allowed drop on the general-ability set (0-1).", 0.20)
+    max_general_drop: float = _help("Largest allowed drop below the base model on the general-ability set (0-1).", 0.05)
+    max_drift: float = _help("Largest allowed drift from the base model on the general-ability set: the mean "
+                             "KL(base ‖ candidate) per token along its questions and answers, in nats.", 0.5)
     retention_probes: int = _help("Probes of earlier documents (learned or rejected) sampled for retention.", 8)
     generated_probes: int = _help("QA probes the model writes when none are supplied.", 5)
     answer_tokens: int = _help("Longest closed-book answer, in tokens.", 24)
@@ -182,6 +198,15 @@ def _problems(cfg: Config) -> list[str]:
         p.append(f"train.learning_rate = {t.learning_rate}: must be in (0, 1)")
     if t.loss_on not in ("completion", "all"):
         p.append(f"train.loss_on = {t.loss_on!r}: use 'completion' or 'all'")
+    if t.objective not in ("distill", "ce"):
+        p.append(f"train.objective = {t.objective!r}: use 'distill' or 'ce'")
+    for name, value in (("train.passage", t.passage), ("train.self_edit", t.self_edit), ("train.questions", t.questions),
+                        ("train.answer_ce", t.answer_ce), ("train.sentences", t.sentences),
+                        ("train.retention", t.retention), ("train.max_questions", t.max_questions)):
+        if value < 0:
+            p.append(f"{name} = {value}: must be 0 or more")
+    if t.top_k < 1:
+        p.append(f"train.top_k = {t.top_k}: must be at least 1")
     if t.loss_weighting not in ("token", "sequence"):
         p.append(f"train.loss_weighting = {t.loss_weighting!r}: use 'token' or 'sequence'")
     if not 0 < pol.learning_rate < 1:
@@ -200,6 +225,8 @@ def _problems(cfg: Config) -> list[str]:
                         ("policy.update_every_positive", pol.update_every_positive)):
         if value < 0:
             p.append(f"{name} = {value}: must be 0 or more")
+    if v.max_drift < 0:
+        p.append(f"verify.max_drift = {v.max_drift}: must be 0 or more")
     for name, value in (("verify.min_gain", v.min_gain), ("verify.max_retention_drop", v.max_retention_drop),
                         ("verify.max_general_drop", v.max_general_drop), ("policy.min_reward", pol.min_reward)):
         if not -1 <= value <= 1:

@@ -69,6 +69,7 @@ bf16 = false
 min_gain = -1.0
 max_retention_drop = 1.0
 max_general_drop = 1.0
+max_drift = 1000.0
 answer_tokens = 8
 generated_probes = 2
 """

@@ -118,5 +118,5 @@ def test_chat_streams_switches_versions_and_learns(learned, monkeypatch, capsys)
 
 
 def test_db_commands(learned):
-    assert "revision 0004 (newest: 0004)" in learned.run("db", "current").stdout.decode()
+    assert "revision 0005 (newest: 0005)" in learned.run("db", "current").stdout.decode()
     assert learned.run("db", "upgrade").returncode == 0

@@ -49,6 +49,25 @@ def test_second_version_trains_from_the_first(home):
     assert ws.store.probes(b.document_id), "a document without questions gets generated or cloze probes"
 
 
+def test_an_update_that_changes_nothing_is_never_rejected(home):
+    """General ability is bounded against the base model, not the parent: a candidate with its parent's weights
+    (every transfer part at weight 0, so nothing trains) drifts exactly as far from the base as its parent and
+    answers as it does, so it passes a gate set as tight as the parent's own numbers (no gain needed)."""
+    ws = Workspace.open()
+    [a] = ingest(ws, [DocumentInput("a.md", "A", DOCUMENT, SUPPLIED)])
+    parent = ws.store.trials(a.document_id)[-1]
+    assert a.version == 1 and parent.general_drift > 0, "the parent was trained"
+    parts = ("passage", "self_edit", "questions", "answer_ce", "sentences", "retention")
+    tight = {"verify": {"min_gain": 0.0, "max_retention_drop": 0.0, "max_drift": parent.general_drift,
+                        "max_general_drop": parent.general_before - parent.general_after},
+             "train": {part: 0.0 for part in parts}}
+    ws = Workspace.open(seal_config.load(tight))
+    [b] = ingest(ws, [DocumentInput("b.md", "B", "Quellmoor has 2,314 residents and violet sand.")])
+    trial = ws.store.trials(b.document_id)[-1]
+    assert trial.tokens == 0 and trial.general_drift == parent.general_drift, (trial.tokens, trial.general_drift)
+    assert (b.status, b.version) == ("committed", 2), trial.reason
+
+
 def test_rejected_candidate_is_data(home):
     """A gate that cannot pass rejects the document: a trial with a reason, no version, no files."""
     ws = Workspace.open(seal_config.load({"verify": {"min_gain": 1.0}}))
@@ -132,15 +151,16 @@ def test_in_memory_checkpointer_runs_nodes(home):
 
 
 def test_parent_answers_are_reused_not_recomputed(home):
-    """Verify reuses the answers a version already gave: the second document's 'before' answers on the
-    general set equal the first trial's 'after' answers, and the probes' answers are recorded per version."""
+    """Verify reuses the answers a version already gave (the probes' answers are recorded per version), and
+    compares general ability with the base model: both documents' 'before' answers on the general set are
+    the base model's."""
     ws = Workspace.open()
     [a] = ingest(ws, [DocumentInput("a.md", "A", DOCUMENT, SUPPLIED)])
     [b] = ingest(ws, [DocumentInput("b.md", "B", "Quellmoor has 2,314 residents and violet sand.")])
     first, second = ws.store.trials(a.document_id)[0], ws.store.trials(b.document_id)[0]
     after_v1 = {r["question"]: r["after"] for r in first.scores["general"]}
-    before_v2 = {r["question"]: r["before"] for r in second.scores["general"]}
-    assert before_v2 == after_v1
+    base = {r["question"]: r["before"] for r in first.scores["general"]}
+    assert {r["question"]: r["before"] for r in second.scores["general"]} == base != after_v1
     assert ws.store.recorded_answers(1) | after_v1 == ws.store.recorded_answers(1)
     assert set(ws.store.recorded_answers(0)) >= {r["question"] for r in first.scores["new"]}
 
@@ -151,9 +171,10 @@ def test_gate_thresholds_are_inclusive_despite_float_error():
     from seal.config import VerifyConfig
 
     cfg = VerifyConfig(min_gain=0.2, max_general_drop=0.2, max_retention_drop=0.2)
-    assert gate(0.6 - 0.4, 0.8 - 0.6, 0.8 - 0.6, cfg)[0]
-    passed, reason = gate(0.1, None, 0.3, cfg)
-    assert not passed and reason == "gain +0.10 < 0.20; general ability dropped 0.30 > 0.20"
+    assert gate(0.6 - 0.4, 0.8 - 0.6, 0.8 - 0.6, cfg.max_drift, cfg)[0]
+    passed, reason = gate(0.1, None, 0.3, cfg.max_drift + 0.01, cfg)
+    assert not passed and reason == ("gain +0.10 < 0.20; general ability dropped 0.30 below the base model > 0.20; "
+                                     f"drifted {cfg.max_drift + 0.01:.3f} nats/token from the base model > {cfg.max_drift:.3f}")
 
 
 def test_verify_stopped_after_recording_is_not_repeated(home):

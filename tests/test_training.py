@@ -8,7 +8,8 @@ from model_runtime import LanguageModel, TrainingExample, train_lora
 from model_runtime import lm as lm_module
 from model_runtime import training
 from model_runtime.loading import load
-from model_runtime.training import IGNORE, encode, forward, frozen_weights_in, masked_loss, pack, targets
+from model_runtime.training import (IGNORE, encode, forward, frozen_weights_in, masked_loss, pack, targets,
+                                     token_losses)
 from seal.config import ModelConfig, TrainConfig
 
 
@@ -89,10 +90,10 @@ def test_packed_rows_do_not_see_each_other(tiny_model_dir):
     losses = [torch.nn.functional.cross_entropy(logits[0, :-1], torch.tensor(ids[1:]), reduction="sum")
               for (ids, _), logits in zip(rows, alone)]
     targets_in_rows = sum(len(ids) - 1 for ids, _ in rows)
-    torch.testing.assert_close(masked_loss(kept, target), sum(losses) / targets_in_rows)
+    torch.testing.assert_close(masked_loss(token_losses(kept, target)), sum(losses) / targets_in_rows)
     # Weighted by sequence, each row's own mean counts once, however long the row.
     means = [loss / (len(ids) - 1) for (ids, _), loss in zip(rows, losses)]
-    torch.testing.assert_close(masked_loss(kept, target, batch["rows"][0, 1:][where]), sum(means) / len(means),
+    torch.testing.assert_close(masked_loss(token_losses(kept, target), batch["rows"][0, 1:][where]), sum(means) / len(means),
                                msg="loss_weighting='sequence' must be the mean of the rows' own mean losses")
 
 
