@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from agent.probes import GENERAL_PROBES
 from agent.prompts import answer_messages
 from agent.workspace import Workspace
 from model_runtime import Engine
@@ -15,6 +16,12 @@ def closed_book(lm: Engine, questions: list[str], adapter: str | None | list[str
     """Greedy answers to `questions`, without any document in context (`adapter`: one, or one per question)."""
     prompts = [lm.chat_prompt(answer_messages(q)) for q in questions]
     return lm.generate(prompts, adapter=adapter, max_new_tokens=max_tokens, temperature=0.0)
+
+
+def base_general_answers(lm: Engine, max_tokens: int) -> dict[str, str]:
+    """The base model's answers to the general-ability set (what `general_examples` measures drift along)."""
+    questions = [q for q, _ in GENERAL_PROBES]
+    return dict(zip(questions, closed_book(lm, questions, None, max_tokens)))
 
 
 def ask(ws: Workspace, question: str, max_tokens: int = 64) -> tuple[str, int]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from agent.grading import normalize
 from agent.prompts import PROBE_PROMPT, answer_messages, parse_qa
-from model_runtime import Engine, LanguageModel
+from model_runtime import Engine, LanguageModel, TrainingExample
 from seal.errors import InputError
 
 # General ability: questions the bundled base model answers correctly with the closed-book prompt (41 of 60
@@ -63,11 +63,11 @@ GENERAL_PROBES: list[tuple[str, str]] = [
 MAX_PROBES = 50
 
 
-def general_texts(lm: LanguageModel) -> list[str]:
-    """The general-ability questions and their answers as the chat the model is asked in: held-out text on
-    which `divergence` measures how far an adapter has moved from the base model."""
-    end = lm.tokenizer.eos_token or ""
-    return [lm.chat_prompt(answer_messages(q)) + a + end for q, a in GENERAL_PROBES]
+def general_examples(lm: LanguageModel, answers: dict[str, str]) -> list[TrainingExample]:
+    """The general-ability questions, each with the base model's own answer (`answers`), as the chat the model
+    is asked in: held-out text along whose answers `divergence` measures how far an adapter has moved from the
+    base model (how differently it would answer)."""
+    return [TrainingExample(lm.chat_prompt(answer_messages(q)), answers[q]) for q, _ in GENERAL_PROBES]
 
 
 def load_supplied(path: Path) -> list[tuple[str, str]]:

@@ -29,17 +29,11 @@ GENERAL_PROMPTS: list[tuple[str, str]] = [
     ("What colour is the sky on a clear day?", "Blue"),
     ("Which planet do we live on?", "Earth"),
     ("What do bees make?", "Honey"),
-    ("What is the opposite of hot?", "Cold"),
     ("How many sides does a triangle have?", "3"),
-    ("What is frozen water called?", "Ice"),
     ("Which animal is known as the king of the jungle?", "The lion"),
     ("What is the largest planet in the solar system?", "Jupiter"),
     ("Who painted the Mona Lisa?", "Leonardo da Vinci"),
-    ("What is the main language spoken in Spain?", "Spanish"),
     ("Write one sentence about the sea.", "The sea is vast, deep and full of life."),
-    ("Give me a word that rhymes with cat.", "Hat"),
-    ("Name a fruit that is yellow.", "A banana"),
-    ("What do you call a baby dog?", "A puppy"),
 ]
 
 _WH = re.compile(r"^(1[0-9]|20)\d\d$")  # a year

@@ -17,7 +17,7 @@ from agent.adapt import candidate_adapter
 from agent.answer import closed_book
 from agent.generate import document_seed
 from agent.grading import accuracy, grade
-from agent.probes import GENERAL_PROBES, general_texts
+from agent.probes import GENERAL_PROBES, general_examples
 from agent.state import IngestState
 from agent.workspace import Workspace
 from memory import Document, Probe, Store, Trial
@@ -60,12 +60,12 @@ def retention_sample(store: Store, doc: Document, parent: int, before: dict[str,
     return learned + random.Random(seed).sample(known, min(len(known), n // 2))
 
 
-def general_drift(ws: Workspace, name: str, directory: Path) -> float:
-    """The candidate's drift from the base model on the general-ability set (`divergence`), computed in this
-    process (where training runs) whichever engine answers."""
+def general_drift(ws: Workspace, name: str, directory: Path, base: dict[str, str]) -> float:
+    """The candidate's drift from the base model along the base's answers to the general-ability set
+    (`divergence`), computed in this process (where training runs) whichever engine answers."""
     ws.lm.load_adapter(name, directory)
     try:
-        return divergence(ws.lm, general_texts(ws.lm), name)
+        return divergence(ws.lm, general_examples(ws.lm, base), name)
     finally:
         ws.lm.delete_adapter(name)
 
@@ -109,7 +109,7 @@ def verify(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
     base |= dict(zip(unasked, answers[len(missing):len(missing) + len(unasked)]))
     after = dict(zip(questions, answers[len(missing) + len(unasked):]))
     ws.engine.delete_adapter(name)
-    drift = general_drift(ws, name, Path(state["candidate_dir"]))
+    drift = general_drift(ws, name, Path(state["candidate_dir"]), base)
 
     scores: dict[str, list] = {}
     acc: dict[str, tuple[float, float] | None] = {}

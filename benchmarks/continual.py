@@ -28,11 +28,11 @@ from typing import Any
 import torch
 
 from agent.adapt import lora_config
-from agent.answer import closed_book
+from agent.answer import base_general_answers, closed_book
 from agent.generate import document_seed, sample_self_edits, training_sequences
 from agent.grading import grade
-from agent.probes import GENERAL_PROBES, general_texts
 from agent.ingest import DocumentInput, ingest
+from agent.probes import GENERAL_PROBES, general_examples
 from benchmarks import report
 from benchmarks.homes import fresh_workspace
 from benchmarks.squad import Passage
@@ -69,6 +69,7 @@ def matrix_row(values: list[float], length: int) -> list[float | None]:
 def protected(lm: LanguageModel, passages: list[Passage], cfg: Config, home: Path,
               step: Callable[[str], None]) -> dict[str, Any]:
     """Learn the passages in order with the runtime (fresh home), scoring after each ingest."""
+    general = general_examples(lm, base_general_answers(lm, cfg.verify.answer_tokens))
     rows: Matrix = []
     log = []
     with fresh_workspace(lm, cfg, home) as ws:
@@ -82,7 +83,7 @@ def protected(lm: LanguageModel, passages: list[Passage], cfg: Config, home: Pat
             edit = ws.store.self_edit(ws.store.trials(result.document_id)[-1].self_edit_id)
             log.append({"title": p.title, "decision": result.status, "version": version, "reason": result.reason,
                         "seconds": round(result.seconds, 1), "self_edit": edit.text, "general": general,
-                        "drift": 0.0 if adapter is None else divergence(lm, general_texts(lm), adapter)})
+                        "drift": 0.0 if adapter is None else divergence(lm, general, adapter)})
     return {"rows": rows, "steps": log}
 
 

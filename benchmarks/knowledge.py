@@ -33,12 +33,13 @@ from agent import prompts
 from agent.adapt import lora_config
 from agent.generate import document_seed, pooled_self_edit
 from agent.grading import accuracy, grade
-from agent.probes import general_texts, make_probes
+from agent.answer import base_general_answers
+from agent.probes import general_examples, make_probes
 from agent.transfer import training_examples
 from benchmarks import report
 from benchmarks.squad import Passage
 from memory.store import content_sha256
-from model_runtime import LanguageModel, divergence, train_lora
+from model_runtime import LanguageModel, TrainingExample, divergence, train_lora
 from seal.config import SELF_EDIT_FORMATS, Config, TrainConfig
 from seal.errors import InputError
 
@@ -91,9 +92,10 @@ def candidate_label(label: str, j: int) -> str:
 
 
 def score_passage(lm: LanguageModel, passage: Passage, arms: dict[str, Arm], cfg: Config,
-                  selections: dict[str, list[tuple[str, str]]] = {}) -> dict[str, Any]:
-    """Train one fresh adapter per arm (`Arm`), measure how far each moved from the base on general text
-    (`divergence`), then answer the questions under every condition in one mixed batch and grade them. No
+                  selections: dict[str, list[tuple[str, str]]] = {},
+                  general: list[TrainingExample] = []) -> dict[str, Any]:
+    """Train one fresh adapter per arm (`Arm`), measure how far each moved from the base along `general`
+    (`divergence`; the general-ability set with the base model's answers), then answer the questions under every condition in one mixed batch and grade them. No
     training question is built on a gold answer's span. Each selection (label → candidate self-edits, trained
     by cross-entropy as `self_edit.faithful_only` says) trains every candidate, asks each the passage's probe
     questions (made as ingest makes them), and reports the candidate that answers them best (accuracy, then
@@ -107,7 +109,6 @@ def score_passage(lm: LanguageModel, passage: Passage, arms: dict[str, Arm], cfg
     probes = ([(q, a) for q, a, _ in make_probes(lm, passage.context, cfg.verify.generated_probes, seed)]
               if selections else [])
     held_out = [a for _, a in passage.questions + tuple(probes)]
-    general = general_texts(lm)
     trained: dict[str, dict[str, Any]] = {}
     by_examples: dict[str, str] = {}  # an arm with the same training as an earlier one reuses its adapter
     for n, (label, arm) in enumerate((arms | candidates).items()):
@@ -124,7 +125,8 @@ def score_passage(lm: LanguageModel, passage: Passage, arms: dict[str, Arm], cfg
         result = train_lora(lm, name, examples, arm.train, max_tokens=cfg.self_edit.max_sequence_tokens)
         trained[label] = {"adapter": name, "sequences": len(examples), "train_tokens": result.tokens,
                           "train_seconds": round(result.seconds, 2), "final_loss": result.losses[-1] if result.losses else None,
-                          "drift": round(divergence(lm, general, name), 6), "self_edit": arm.self_edit or None}
+                          "drift": round(divergence(lm, general, name), 6) if general else None,
+                          "self_edit": arm.self_edit or None}
 
     # Closed-book under the base and every adapter, open-book under the base, and the probes under every
     # candidate: one mixed batch.
@@ -179,7 +181,7 @@ def summarize(records: list[dict[str, Any]], labels: list[str]) -> list[dict[str
                      "reward": gain(NONE), "vs_passage": gain(PASSAGE),
                      "f1": sum(f1) / len(f1) if f1 else math.nan,
                      "train_tokens": sum(tokens) / len(tokens) if tokens else 0,
-                     "drift": statistics.fmean(r["conditions"][label].get("drift", 0.0) for r in records)})
+                     "drift": statistics.fmean(r["conditions"][label].get("drift") or 0.0 for r in records)})
     none = next(r["passage_mean"][0] for r in rows if r["condition"] == NONE)
     ceiling = next(r["passage_mean"][0] for r in rows if r["condition"] == IN_CONTEXT)
     for r in rows:
@@ -345,6 +347,7 @@ def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Con
         return summary
 
     summary = snapshot()
+    general = general_examples(lm, base_general_answers(lm, cfg.verify.answer_tokens))
     for i in range(len(records), len(passages)):
         progress(i, len(passages), passages[i].title)
         arms = {PASSAGE: Arm(None, "", False, ce)} | {
@@ -352,7 +355,8 @@ def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Con
             distill_label(label, part): Arm(*e[i], cfg.self_edit.faithful_only, train)
             for label, e in edits.items() for part, train in variants.items()} | {
             label: Arm(*e[i], True, ce) for label, e in pooled.items()}
-        records.append(score_passage(lm, passages[i], arms, cfg, {label: e[i] for label, e in selected.items()}))
+        records.append(score_passage(lm, passages[i], arms, cfg, {label: e[i] for label, e in selected.items()},
+                                     general))
         summary = snapshot()
     progress(len(passages), len(passages), "done")
     plot(summary, out / f"{stem}.png", f"SQuAD knowledge incorporation, {len(passages)} passages")

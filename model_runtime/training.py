@@ -287,10 +287,12 @@ def _teacher(rows: list[Row], k: int) -> tuple[torch.Tensor | None, torch.Tensor
 
 
 @torch.no_grad()
-def divergence(lm: LanguageModel, texts: list[str], adapter: str | None, reference: str | None = None) -> float:
-    """How far `adapter` has moved from `reference` (None: the base model) on `texts`: the mean over their
-    tokens of KL(reference ‖ adapter) between next-token distributions, in nats (0 for the same weights)."""
-    batch = pack([encode(lm, TrainingExample("", text), "all", 1 << 16) for text in texts])
+def divergence(lm: LanguageModel, examples: list[TrainingExample], adapter: str | None,
+               reference: str | None = None) -> float:
+    """How far `adapter` has moved from `reference` (None: the base model) along the examples' completions
+    (their prompts are read, not scored): the mean over those tokens of KL(reference ‖ adapter) between the
+    next-token distributions, in nats (0 for the same weights)."""
+    batch = pack([encode(lm, example, "completion", 1 << 16) for example in examples])
     where, _ = targets(batch)
     logp = []
     for name in (reference, adapter):

@@ -84,7 +84,7 @@ def test_teacher_reading_the_same_text_gives_zero_divergence(tiny_model_dir):
     cfg = TrainConfig(epochs=1, batch_size=4, bf16=False)
     torch.manual_seed(0)
     lm.add_adapter("cand", lora_config(cfg))
-    assert divergence(lm, [DOCUMENT], "cand") == 0.0
+    assert divergence(lm, [TrainingExample("", DOCUMENT)], "cand") == 0.0
     same = TrainingExample("Question: who built it? Answer:", " Morwen Hale", "Question: who built it? Answer:",
                            ce=0.0, distill=1.0)
     result = train_lora(lm, "cand", [same], cfg)
