@@ -11,6 +11,7 @@ asks for (`held_out`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from agent import prompts
@@ -19,7 +20,7 @@ from agent.generate import document_sequences, self_edit_items
 from agent.grading import normalize
 from agent.probes import answer_spans, document_sentences
 from model_runtime import LanguageModel, TrainingExample
-from seal.config import Config
+from seal.config import Config, TrainConfig
 
 # Retention: general questions and requests with a plain answer, none of them in verify's general-ability
 # set; the candidate keeps its parent's distributions along these answers.
@@ -62,6 +63,11 @@ def questions(document: str, held_out: list[str], n: int) -> list[tuple[str, str
                 pairs += [(ask[0].upper() + ask[1:] + "?", span),
                           (f"Fill in the blank: {sentence[:m.start()]}____{sentence[m.end():]}", span)]
     return pairs[:n]
+
+
+def recipe(cfg: TrainConfig) -> TrainConfig:
+    """The training settings of the configured objective: distill passes `distill_epochs` times."""
+    return cfg if cfg.objective == "ce" else dataclasses.replace(cfg, epochs=cfg.distill_epochs)
 
 
 def training_examples(lm: LanguageModel, title: str, document: str, format: str, self_edit: str,

@@ -34,8 +34,8 @@ from agent.adapt import lora_config
 from agent.generate import document_seed, pooled_self_edit
 from agent.grading import accuracy, grade
 from agent.answer import base_general_answers
-from agent.probes import general_examples, make_probes
-from agent.transfer import training_examples
+from agent.probes import GENERAL_PROBES, general_examples, make_probes
+from agent.transfer import recipe, training_examples
 from benchmarks import report
 from benchmarks.squad import Passage
 from memory.store import content_sha256
@@ -117,27 +117,34 @@ def score_passage(lm: LanguageModel, passage: Passage, arms: dict[str, Arm], cfg
         examples = training_examples(lm, passage.title, passage.context, arm.format or "rewrite",
                                      arm.self_edit if arm.format else "", held_out, [], run)
         if (same := by_examples.setdefault(repr((examples, arm.train)), label)) != label:
-            trained[label] = {**trained[same], "self_edit": arm.self_edit or None}
+            trained[label] = {**trained[same], "self_edit": arm.self_edit if arm.format else None}
             continue
         name = f"bench-{n}"
         torch.manual_seed(cfg.train.seed)  # every arm starts from the same initial LoRA
         lm.add_adapter(name, lora_config(arm.train))
-        result = train_lora(lm, name, examples, arm.train, max_tokens=cfg.self_edit.max_sequence_tokens)
+        result = train_lora(lm, name, examples, recipe(arm.train), max_tokens=cfg.self_edit.max_sequence_tokens)
         trained[label] = {"adapter": name, "sequences": len(examples), "train_tokens": result.tokens,
                           "train_seconds": round(result.seconds, 2), "final_loss": result.losses[-1] if result.losses else None,
                           "drift": round(divergence(lm, general, name), 6) if general else None,
-                          "self_edit": arm.self_edit or None}
+                          "self_edit": arm.self_edit if arm.format else None}
 
-    # Closed-book under the base and every adapter, open-book under the base, and the probes under every
-    # candidate: one mixed batch.
+    # Closed-book under the base and every adapter, open-book under the base, the probes under every
+    # candidate, and the general-ability set under every arm: one mixed batch.
     closed = [NONE, *trained]
     chat = [lm.chat_prompt(prompts.answer_messages(q)) for q in questions]
     asked = [lm.chat_prompt(prompts.answer_messages(q)) for q, _ in probes]
+    general_asked = [lm.chat_prompt(prompts.answer_messages(q)) for q, _ in GENERAL_PROBES] if general else []
+    models = [None, *dict.fromkeys(trained[label]["adapter"] for label in trained if label in arms)]
     batch = (chat * len(closed) + [lm.chat_prompt(prompts.open_book_messages(passage.context, q)) for q in questions]
-             + asked * len(candidates))
+             + asked * len(candidates) + general_asked * len(models))
     adapters = ([trained[c]["adapter"] if c in trained else None for c in closed for _ in questions] + [None] * len(questions)
-                + [trained[c]["adapter"] for c in candidates for _ in probes])
+                + [trained[c]["adapter"] for c in candidates for _ in probes] + [m for m in models for _ in general_asked])
     answers = lm.generate(batch, adapter=adapters, max_new_tokens=cfg.verify.answer_tokens, temperature=0.0)
+    said = iter(answers[len(answers) - len(general_asked) * len(models):])
+    ability = {m: accuracy([grade(next(said), gold) for _, gold in GENERAL_PROBES]) for m in models} if general else {}
+    for info in trained.values():
+        if info["adapter"] in ability:
+            info["general"] = ability[info["adapter"]]
     for name in {info.pop("adapter") for info in trained.values()}:
         lm.delete_adapter(name)
 
@@ -146,8 +153,9 @@ def score_passage(lm: LanguageModel, passage: Passage, arms: dict[str, Arm], cfg
         given = answers[k * len(questions):(k + 1) * len(questions)]
         grades = [grade(a, gold) for a, (_, gold) in zip(given, passage.questions)]
         conditions[label] = {"answers": given, "correct": [g.correct for g in grades], "f1": [round(g.f1, 3) for g in grades],
-                             "accuracy": accuracy(grades), **trained.get(label, {})}
-    probed = iter(answers[(len(closed) + 1) * len(questions):])
+                             "accuracy": accuracy(grades), **({"general": ability[None]} if label == NONE and ability else {}),
+                             **trained.get(label, {})}
+    probed = iter(answers[(len(closed) + 1) * len(questions):len(answers) - len(general_asked) * len(models)])
     for label, edits in selections.items():
         scored = []
         for j in range(len(edits)):
@@ -181,12 +189,19 @@ def summarize(records: list[dict[str, Any]], labels: list[str]) -> list[dict[str
                      "reward": gain(NONE), "vs_passage": gain(PASSAGE),
                      "f1": sum(f1) / len(f1) if f1 else math.nan,
                      "train_tokens": sum(tokens) / len(tokens) if tokens else 0,
-                     "drift": statistics.fmean(r["conditions"][label].get("drift") or 0.0 for r in records)})
+                     "drift": statistics.fmean(r["conditions"][label].get("drift") or 0.0 for r in records),
+                     "general": mean_of([r["conditions"][label].get("general") for r in records])})
     none = next(r["passage_mean"][0] for r in rows if r["condition"] == NONE)
     ceiling = next(r["passage_mean"][0] for r in rows if r["condition"] == IN_CONTEXT)
     for r in rows:
         r["gap_closed"] = (r["passage_mean"][0] - none) / (ceiling - none) if ceiling > none else math.nan
     return rows
+
+
+def mean_of(values: list[float | None]) -> float | None:
+    """The mean of the values measured (None where none was)."""
+    known = [v for v in values if v is not None]
+    return statistics.fmean(known) if known else None
 
 
 def chosen_on_the_other_half(arm: dict[str, Any]) -> float:
@@ -237,14 +252,14 @@ def markdown(summary: list[dict[str, Any]], passages: int, command: str, selecti
              report.with_interval(*s["reward"]),
              "—" if s["condition"] == PASSAGE else report.with_interval(*s["vs_passage"]),
              f"{100 * s['f1']:.1f}", "—" if s["condition"] in (NONE, IN_CONTEXT) else f"{100 * s['gap_closed']:.0f} %",
-             f"{s['train_tokens']:.0f}", f"{1000 * s.get('drift', 0.0):.1f}"] for s in summary]
+             f"{s['train_tokens']:.0f}", report.pct(s.get("general")), f"{1000 * s.get('drift', 0.0):.1f}"] for s in summary]
     return (f"### Knowledge incorporation: {passages} passages, {summary[0]['questions']} questions\n\n"
             f"`{command}`\n\n"
             + report.table(["condition", "passage-mean accuracy % [95% CI]", "question-level accuracy % [95% CI]",
                             "reward: gain over no adaptation, points [95% CI]",
                             "vs passage only, points [95% CI]",
                             "token F1 %", "in-context gap closed", "trained tokens / passage",
-                            "general drift, millinats / token"], rows)
+                            "general ability %", "general drift, millinats / token"], rows)
             + "".join("\n\n" + selection_markdown(chosen, passages) for chosen in selections))
 
 
@@ -280,7 +295,7 @@ def resumable(path: Path, provenance: dict[str, Any]) -> dict[str, Any]:
 
 def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Config, *, out: Path, stem: str,
         provenance: dict[str, Any], policies: list[tuple[int, str | None]] = [(0, None)], faithful: bool = False,
-        pool: int = 1, select: int = 1, ablations: bool = False,
+        pool: int = 1, select: int = 1, ablate: list[str] = [],
         progress: Progress = lambda done, total, message: None, resume: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Score every condition on every passage; the JSON and table are rewritten after each passage, the
     plot at the end. `policies` are (policy version, its attached adapter name; None for v0, the base):
@@ -290,10 +305,12 @@ def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Con
     the faithful sentences of all `pool` are scored as one self-edit. With `select` above 1, the first
     `select` of those self-edits are candidates, and the one whose adapter answers the passage's probes
     best is scored (see `score_passage`). Every self-edit is trained both by cross-entropy (the "LoRA" arms)
-    and by the distill objective (`train.*` weights); with `ablations`, also by the distill objective with
-    each of its parts (PARTS) turned off in turn. The self-edits are recorded
+    and by the distill objective (`train.*` weights), and once more by it with each part named in `ablate`
+    (of PARTS) turned off. The self-edits are recorded
     before any passage is scored, so `resume` (an interrupted run's result, see `resumable`) carries on
     from its next passage with them, and needs none of the policies' adapters."""
+    if any(part not in PARTS for part in ablate):
+        raise InputError(f"--ablate {','.join(ablate)}: name parts among {', '.join(PARTS)}, or 'all'")
     unknown = [f for f in formats if f not in SELF_EDIT_FORMATS]
     if unknown or not formats:
         raise InputError(f"formats {unknown or '(none)'}: use any of {', '.join(SELF_EDIT_FORMATS)}")
@@ -329,8 +346,7 @@ def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Con
     tags = ["", FAITHFUL] if faithful else [FAITHFUL if cfg.self_edit.faithful_only else ""]
     ce = dataclasses.replace(cfg.train, objective="ce")
     distilled = dataclasses.replace(cfg.train, objective="distill")
-    variants = {None: distilled} | ({part: dataclasses.replace(distilled, **{part: 0.0}) for part in PARTS}
-                                    if ablations else {})
+    variants = {None: distilled} | {part: dataclasses.replace(distilled, **{part: 0.0}) for part in ablate}
     labels = [NONE, IN_CONTEXT, PASSAGE, *(label + tag for tag in tags for label in edits),
               *(distill_label(label, part) for label in edits for part in variants), *pooled, *selected]
 

@@ -599,7 +599,7 @@ def bench_knowledge(
     faithful: Annotated[bool, typer.Option(help="Score each self-edit both as written and with only its faithful sentences kept (self_edit.faithful_only).")] = False,
     pool: Annotated[int, typer.Option(help="Also score, per format, the faithful sentences of this many self-edits sampled from the same prompt, pooled into one (1: off).", min=1)] = 1,
     select: Annotated[int, typer.Option(help="Also score, per format, the one of this many self-edits sampled from the same prompt whose adapter answers the passage's own probe questions best, as verify would choose (1: off).", min=1)] = 1,
-    ablations: Annotated[bool, typer.Option(help="Also score the distill objective with each of its parts (train.passage, self_edit, questions, answer_ce, sentences, retention) turned off in turn.")] = False,
+    ablate: Annotated[str, typer.Option(help="Also score the distill objective with each of these parts turned off in turn, comma-separated: passage, self_edit, questions, answer_ce, sentences, retention, or all.")] = "",
     out: Annotated[Path, typer.Option(help="Directory for the JSON, markdown and PNG results.")] = DEFAULT_RESULTS,
     resume: Annotated[bool, typer.Option(help="Carry on an interrupted run (same options) from its JSON under --out; its recorded self-edits are reused, so the policies need not exist here.")] = False,
 ) -> None:
@@ -608,10 +608,11 @@ def bench_knowledge(
 
     passages = squad.split(squad.load(data), split, n, offset)
     chosen = [f.strip() for f in formats.split(",") if f.strip()]
+    parts = list(knowledge.PARTS) if ablate.strip() == "all" else [p.strip() for p in ablate.split(",") if p.strip()]
     numbers = _version_list(policies)
-    stem = f"knowledge-{split}-n{n}" + (f"-from{offset}" if offset else "") + ("" if numbers == [0] else "-policies-" + "-".join(f"v{v}" for v in numbers)) + ("-faithful" if faithful else "") + (f"-pool{pool}" if pool > 1 else "") + (f"-select{select}" if select > 1 else "") + ("-ablations" if ablations else "")
+    stem = f"knowledge-{split}-n{n}" + (f"-from{offset}" if offset else "") + ("" if numbers == [0] else "-policies-" + "-".join(f"v{v}" for v in numbers)) + ("-faithful" if faithful else "") + (f"-pool{pool}" if pool > 1 else "") + (f"-select{select}" if select > 1 else "") + ("-ablate-" + "-".join(parts) if parts else "")
     args = {"data": str(data), "n": n, "split": split, "offset": offset, "formats": chosen, "policies": numbers,
-            "faithful": faithful, "pool": pool, "select": select, "ablations": ablations}
+            "faithful": faithful, "pool": pool, "select": select, "ablate": parts}
     cfg = _config()
     provenance = report.provenance(cfg, args)
     previous = knowledge.resumable(out / f"{stem}.json", provenance) if resume else None
@@ -620,7 +621,7 @@ def bench_knowledge(
     arms = [(v, ws.attach("policy", v) if ws else None) for v in numbers]
     with _bench_progress("knowledge") as progress:
         knowledge.run(lm, passages, chosen, cfg, out=out, stem=stem, provenance=provenance, policies=arms,
-                      faithful=faithful, pool=pool, select=select, ablations=ablations, progress=progress,
+                      faithful=faithful, pool=pool, select=select, ablate=parts, progress=progress,
                       resume=previous)
     _print_markdown(out / f"{stem}.md")
     console.print(f"[dim]results: {out / stem}.json, .md, .png[/]")

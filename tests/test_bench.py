@@ -193,13 +193,35 @@ def test_bench_knowledge_on_tiny_model(home, data, tmp_path, capsys):
     result = json.loads((out / "knowledge-eval-n2.json").read_text())
     labels = [s["condition"] for s in result["summary"]]
     rewrite, self_qa = (f"LoRA: passage + {f}, faithful sentences only" for f in ("rewrite", "self_qa"))
-    assert labels == ["no adaptation", "passage in context", "LoRA: passage only", rewrite, self_qa]
+    distilled = ["distill: passage + rewrite", "distill: passage + self_qa"]
+    assert labels == ["no adaptation", "passage in context", "LoRA: passage only", rewrite, self_qa, *distilled]
     assert result["complete"] and result["summary"][0]["questions"] == 4
     for record in result["records"]:
         assert set(record["conditions"]) == set(labels)
-        assert record["conditions"][rewrite]["train_tokens"] > 0
+        arms = record["conditions"]
+        assert arms[rewrite]["train_tokens"] > 0 and arms[distilled[0]]["train_tokens"] > arms[rewrite]["train_tokens"]
+        # Every trained arm is asked the general-ability set and measured for drift from the base model.
+        assert all(0 <= arms[label]["general"] <= 1 and arms[label]["drift"] >= 0 for label in labels[2:])
+        assert 0 <= arms["no adaptation"]["general"] <= 1
     assert result["git"] and result["machine"]["cpus"] and result["config"]["train"]["rank"] == 16
     assert (out / "knowledge-eval-n2.png").stat().st_size > 0 and "Knowledge incorporation" in stdout
+
+
+def test_bench_knowledge_ablates_the_parts_it_is_told(home, data, tmp_path, capsys):
+    """--ablate adds the distill arm with each named part turned off; an unknown part is a one-line error."""
+    out = tmp_path / "results"
+    code, _, err = run_cli(["bench", "knowledge", "--data", str(data), "--n", "1", "--formats", "rewrite",
+                            "--ablate", "questions,retention", "--out", str(out)], capsys)
+    assert code == 0, err
+    result = json.loads((out / "knowledge-eval-n1-ablate-questions-retention.json").read_text())
+    assert [s["condition"] for s in result["summary"]][-3:] == [
+        "distill: passage + rewrite", "distill: passage + rewrite, without questions",
+        "distill: passage + rewrite, without retention"]
+    arms = result["records"][0]["conditions"]
+    assert arms["distill: passage + rewrite, without retention"]["train_tokens"] < arms["distill: passage + rewrite"]["train_tokens"]
+    code, _, err = run_cli(["bench", "knowledge", "--data", str(data), "--n", "1", "--ablate", "nonsense",
+                            "--out", str(out)], capsys)
+    assert code == 1 and "--ablate nonsense" in err and len(err.strip().splitlines()) == 1
 
 
 def test_bench_knowledge_faithful_arm_trains_on_the_same_self_edit_filtered(home, data, tmp_path, capsys):
@@ -211,7 +233,7 @@ def test_bench_knowledge_faithful_arm_trains_on_the_same_self_edit_filtered(home
     assert code == 0, err
     result = json.loads((out / "knowledge-eval-n2-faithful.json").read_text())
     whole, filtered = "LoRA: passage + rewrite", "LoRA: passage + rewrite, faithful sentences only"
-    assert [s["condition"] for s in result["summary"]][-2:] == [whole, filtered] and result["arguments"]["faithful"]
+    assert [s["condition"] for s in result["summary"]][3:5] == [whole, filtered] and result["arguments"]["faithful"]
     for record in result["records"]:
         arms = record["conditions"]
         assert arms[filtered]["self_edit"] == arms[whole]["self_edit"]
@@ -232,7 +254,7 @@ def test_bench_knowledge_pool_scores_the_faithful_sentences_of_several_self_edit
     assert code == 0, err
     result = json.loads((out / "knowledge-eval-n2-pool3.json").read_text())
     single, pooled = "LoRA: passage + rewrite, faithful sentences only", "LoRA: passage + rewrite, faithful sentences pooled from 3"
-    assert [s["condition"] for s in result["summary"]][2:] == ["LoRA: passage only", single, pooled]
+    assert [s["condition"] for s in result["summary"]][2:] == ["LoRA: passage only", single, "distill: passage + rewrite", pooled]
     passages = squad.split(squad.load(data), "eval", 2)
     for passage, (fmt, text), record in zip(passages, result["pooled_self_edits"][pooled], result["records"]):
         assert fmt == "rewrite" and all(faithful(s, passage.context) for s in sentences(text))
@@ -261,7 +283,7 @@ def test_bench_knowledge_select_scores_the_candidate_that_answers_its_probes_bes
     result = json.loads((out / "knowledge-eval-n2-select3.json").read_text())
     single = "LoRA: passage + rewrite, faithful sentences only"
     chosen = f"{single}, best of 3 by probes"
-    assert [s["condition"] for s in result["summary"]][2:] == ["LoRA: passage only", single, chosen]
+    assert [s["condition"] for s in result["summary"]][2:] == ["LoRA: passage only", single, "distill: passage + rewrite", chosen]
     assert [s["condition"] for s in result["selections"]] == [chosen]
     assert f"#### {chosen}: which of the 3 candidates" in (out / "knowledge-eval-n2-select3.md").read_text()
     cfg = config.load()
@@ -297,11 +319,12 @@ def test_bench_knowledge_self_edit_arm_follows_the_configured_filter(home, data,
 
     whole, filtered = "LoRA: passage + rewrite", "LoRA: passage + rewrite, faithful sentences only"
     off = ["--set", "self_edit.faithful_only=false"]
+    distilled = "distill: passage + rewrite"
     default, by_default = arms([])
-    assert default == ["LoRA: passage only", filtered]
-    assert arms(off)[0] == ["LoRA: passage only", whole]
+    assert default == ["LoRA: passage only", filtered, distilled]
+    assert arms(off)[0] == ["LoRA: passage only", whole, distilled]
     both, records = arms(off, "--faithful")
-    assert both == ["LoRA: passage only", whole, filtered]
+    assert both == ["LoRA: passage only", whole, filtered, distilled]
     assert [r["conditions"][filtered]["sequences"] for r in records] == \
            [r["conditions"][filtered]["sequences"] for r in by_default]
 
