@@ -13,7 +13,7 @@ from peft import LoraConfig
 
 from agent.state import IngestState
 from agent.workspace import Workspace
-from agent.transfer import recipe, training_examples
+from agent.transfer import training_examples
 from model_runtime import train_lora
 from seal.config import TrainConfig
 
@@ -51,7 +51,7 @@ def adapt(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
     replay = ws.store.replay_sequences(ws.store.lineage(parent), cfg.replay, cfg.seed + self_edit.id)
     examples = training_examples(lm, doc.title, doc.text, self_edit.format, self_edit.text,
                                  [p.answer for p in doc.probes], replay, ws.config)
-    result = train_lora(lm, name, examples, recipe(cfg), max_tokens=ws.config.self_edit.max_sequence_tokens)
+    result = train_lora(lm, name, examples, cfg, max_tokens=ws.config.self_edit.max_sequence_tokens)
 
     # Saved for verify, which loads it into the generation engine (in process, or on the server).
     directory = ws.adapters.scratch(f"{name}-")

@@ -11,7 +11,6 @@ asks for (`held_out`)."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 from agent import prompts
@@ -20,20 +19,26 @@ from agent.generate import document_sequences, self_edit_items
 from agent.grading import normalize
 from agent.probes import answer_spans, document_sentences
 from model_runtime import LanguageModel, TrainingExample
-from seal.config import Config, TrainConfig
+from seal.config import Config
 
-# Retention: general questions and requests with a plain answer, none of them in verify's general-ability
-# set; the candidate keeps its parent's distributions along these answers.
+# Retention: general questions and requests, none of them in verify's general-ability set, each with an
+# answer in the way the model answers; the candidate keeps its parent's distributions along these answers.
 GENERAL_PROMPTS: list[tuple[str, str]] = [
-    ("What is the capital of Italy?", "Rome"),
-    ("How many months are there in a year?", "12"),
-    ("What colour is the sky on a clear day?", "Blue"),
-    ("Which planet do we live on?", "Earth"),
-    ("What do bees make?", "Honey"),
-    ("How many sides does a triangle have?", "3"),
-    ("Which animal is known as the king of the jungle?", "The lion"),
-    ("What is the largest planet in the solar system?", "Jupiter"),
-    ("Who painted the Mona Lisa?", "Leonardo da Vinci"),
+    ("What is the capital of Italy?", "The capital of Italy is Rome."),
+    ("How many months are there in a year?", "There are 12 months in a year."),
+    ("What colour is the sky on a clear day?", "On a clear day the sky is blue."),
+    ("Which planet do we live on?", "We live on the planet Earth."),
+    ("What do bees make?", "Bees make honey."),
+    ("How many sides does a triangle have?", "A triangle has 3 sides."),
+    ("Which animal is known as the king of the jungle?", "The lion is known as the king of the jungle."),
+    ("What is the largest planet in the solar system?", "The largest planet in the solar system is Jupiter."),
+    ("Who painted the Mona Lisa?", "The Mona Lisa was painted by Leonardo da Vinci."),
+    ("What is the capital of India?", "The capital of India is New Delhi."),
+    ("How many weeks are there in a year?", "There are 52 weeks in a year."),
+    ("What is the opposite of cold?", "The opposite of cold is hot."),
+    ("Who wrote the Odyssey?", "The Odyssey was written by Homer."),
+    ("What is the chemical symbol for iron?", "The chemical symbol for iron is Fe."),
+    ("How many legs does a dog have?", "A dog has 4 legs."),
     ("Write one sentence about the sea.", "The sea is vast, deep and full of life."),
 ]
 
@@ -63,11 +68,6 @@ def questions(document: str, held_out: list[str], n: int) -> list[tuple[str, str
                 pairs += [(ask[0].upper() + ask[1:] + "?", span),
                           (f"Fill in the blank: {sentence[:m.start()]}____{sentence[m.end():]}", span)]
     return pairs[:n]
-
-
-def recipe(cfg: TrainConfig) -> TrainConfig:
-    """The training settings of the configured objective: distill passes `distill_epochs` times."""
-    return cfg if cfg.objective == "ce" else dataclasses.replace(cfg, epochs=cfg.distill_epochs)
 
 
 def training_examples(lm: LanguageModel, title: str, document: str, format: str, self_edit: str,

@@ -69,7 +69,7 @@ def matrix_row(values: list[float], length: int) -> list[float | None]:
 def protected(lm: LanguageModel, passages: list[Passage], cfg: Config, home: Path,
               step: Callable[[str], None]) -> dict[str, Any]:
     """Learn the passages in order with the runtime (fresh home), scoring after each ingest."""
-    general = general_examples(lm, base_general_answers(lm, cfg.verify.answer_tokens))
+    along = general_examples(lm, base_general_answers(lm, cfg.verify.answer_tokens))
     rows: Matrix = []
     log = []
     with fresh_workspace(lm, cfg, home) as ws:
@@ -83,7 +83,7 @@ def protected(lm: LanguageModel, passages: list[Passage], cfg: Config, home: Pat
             edit = ws.store.self_edit(ws.store.trials(result.document_id)[-1].self_edit_id)
             log.append({"title": p.title, "decision": result.status, "version": version, "reason": result.reason,
                         "seconds": round(result.seconds, 1), "self_edit": edit.text, "general": general,
-                        "drift": 0.0 if adapter is None else divergence(lm, general, adapter)})
+                        "drift": 0.0 if adapter is None else divergence(lm, along, adapter)})
     return {"rows": rows, "steps": log}
 
 

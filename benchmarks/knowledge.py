@@ -35,7 +35,7 @@ from agent.generate import document_seed, pooled_self_edit
 from agent.grading import accuracy, grade
 from agent.answer import base_general_answers
 from agent.probes import GENERAL_PROBES, general_examples, make_probes
-from agent.transfer import recipe, training_examples
+from agent.transfer import training_examples
 from benchmarks import report
 from benchmarks.squad import Passage
 from memory.store import content_sha256
@@ -122,7 +122,7 @@ def score_passage(lm: LanguageModel, passage: Passage, arms: dict[str, Arm], cfg
         name = f"bench-{n}"
         torch.manual_seed(cfg.train.seed)  # every arm starts from the same initial LoRA
         lm.add_adapter(name, lora_config(arm.train))
-        result = train_lora(lm, name, examples, recipe(arm.train), max_tokens=cfg.self_edit.max_sequence_tokens)
+        result = train_lora(lm, name, examples, arm.train, max_tokens=cfg.self_edit.max_sequence_tokens)
         trained[label] = {"adapter": name, "sequences": len(examples), "train_tokens": result.tokens,
                           "train_seconds": round(result.seconds, 2), "final_loss": result.losses[-1] if result.losses else None,
                           "drift": round(divergence(lm, general, name), 6) if general else None,

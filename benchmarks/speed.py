@@ -37,6 +37,7 @@ from agent.grading import accuracy, grade
 from agent.ingest import DocumentInput, ingest
 from agent.probes import GENERAL_PROBES
 from agent.prompts import answer_messages
+from agent.transfer import training_examples
 from benchmarks import report
 from benchmarks.homes import fresh_workspace
 from model_runtime import LanguageModel, TrainingExample, train_lora
@@ -150,18 +151,21 @@ def cycle(lm: LanguageModel, document: DocumentInput, cfg: Config, home: Path) -
         total = time.perf_counter() - start
         stages = {e.data["stage"]: e.data["seconds"] for e in ws.store.events("stage", result.document_id)}
         trial = ws.store.trials(result.document_id)[0]
-        sequences = ws.store.self_edit(trial.self_edit_id).sequences
-    rows = [len(lm.tokenizer(p + c, add_special_tokens=False)["input_ids"]) for p, c in sequences]
+        edit, doc = ws.store.self_edit(trial.self_edit_id), ws.store.document(result.document_id)
+        # What adapt trained on (a fresh home: nothing to replay).
+        examples = training_examples(lm, doc.title, doc.text, edit.format, edit.text, [p.answer for p in doc.probes],
+                                     [], cfg)
+    rows = [len(lm.tokenizer(e.prompt + e.completion, add_special_tokens=False)["input_ids"]) for e in examples]
     return {"total": total, "stages": stages, "decision": result.status, "accuracy": result.new_after,
-            "train_tokens": trial.tokens, "train_seconds": trial.train_seconds, "sequences": sequences,
-            "mean_sequence_tokens": statistics.fmean(rows)}
+            "train_tokens": trial.tokens, "train_seconds": trial.train_seconds, "sequences": edit.sequences,
+            "examples": examples, "mean_sequence_tokens": statistics.fmean(rows)}
 
 
 MATMULS = {"aten::mm", "aten::addmm", "aten::bmm"}
 
 
-def step_profile(lm: LanguageModel, sequences: list[list[str]], cfg: Config) -> dict[str, Any]:
-    """The cycle's training again (its sequences, a fresh adapter, the runtime's loop) under torch.profiler:
+def step_profile(lm: LanguageModel, examples: list[TrainingExample], cfg: Config) -> dict[str, Any]:
+    """The cycle's training again (its examples, a fresh adapter, the runtime's loop) under torch.profiler:
     wall seconds of the matrix multiplies (and the FLOPs the profiler counts for them), of attention, of
     the optimiser step, and of everything else. The profiler's own cost is in "everything else" here;
     `summarize` estimates it against the unprofiled cycles."""
@@ -170,8 +174,7 @@ def step_profile(lm: LanguageModel, sequences: list[list[str]], cfg: Config) -> 
     torch.manual_seed(cfg.train.seed)
     lm.add_adapter("profile", lora_config(cfg.train))
     with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
-        result = train_lora(lm, "profile", [TrainingExample(p, c) for p, c in sequences], cfg.train,
-                            max_tokens=cfg.self_edit.max_sequence_tokens)
+        result = train_lora(lm, "profile", examples, cfg.train, max_tokens=cfg.self_edit.max_sequence_tokens)
     lm.delete_adapter("profile")
     events = prof.key_averages()
     seconds = lambda keep: sum(e.self_cpu_time_total for e in events if keep(e.key)) / 1e6
@@ -321,7 +324,8 @@ def run(lm: LanguageModel, document: DocumentInput, cfg: Config, *, runs: int, h
         progress(1 + i, total, f"cycle {i + 1}/{runs}")
         cycles.append(cycle(lm, document, cfg, homes / f"run-{i + 1}"))
     progress(1 + runs, total, "training step profile")
-    profiled = step_profile(lm, cycles[0]["sequences"], cfg)
+    examples = [c.pop("examples") for c in cycles][0]
+    profiled = step_profile(lm, examples, cfg)
     progress(2 + runs, total, "decode")
     decode = {b: decode_rate(lm, b, 32, decode_repeats) for b in (1, RUNTIME_BATCH)}
     questions = [q for q, _ in document.questions] + [q for q, _ in GENERAL_PROBES]

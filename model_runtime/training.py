@@ -57,8 +57,8 @@ class Row:
 @dataclass(frozen=True)
 class TrainResult:
     losses: list[float] = field(default_factory=list)
-    tokens: int = 0  # tokens run through the model, all epochs (there are no pads)
-    seconds: float = 0.0
+    tokens: int = 0  # tokens trained on, all epochs (there are no pads)
+    seconds: float = 0.0  # the teacher pass included
     steps: int = 0
 
     @property
@@ -220,6 +220,7 @@ def train_lora(lm: LanguageModel, adapter: str, examples: list[TrainingExample],
 
     with lm.using(adapter) as model:  # the lock: no generation sees the model mid-training
         trainable = []
+        start = time.perf_counter()
         try:
             # The teacher is the model before any step: its distributions are computed first.
             rows = teach(model, lm, examples, rows, cfg, autocast_dtype(cfg.bf16))
@@ -229,7 +230,7 @@ def train_lora(lm: LanguageModel, adapter: str, examples: list[TrainingExample],
                 if param.requires_grad:
                     trainable.append(param)
             model.train()
-            return _train(model, trainable, rows, cfg)
+            return dataclasses.replace(_train(model, trainable, rows, cfg), seconds=time.perf_counter() - start)
         finally:
             model.eval()
             for param in trainable:
@@ -237,7 +238,6 @@ def train_lora(lm: LanguageModel, adapter: str, examples: list[TrainingExample],
 
 
 def _train(model: torch.nn.Module, trainable: list[torch.nn.Parameter], rows: list[Row], cfg: TrainConfig) -> TrainResult:
-    start = time.perf_counter()
     # Fused: one kernel over all the LoRA tensors (on CPU the default loops over them one by one).
     optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=0.0, fused=True)
     total = cfg.epochs * math.ceil(len(rows) / cfg.batch_size)
@@ -274,7 +274,7 @@ def _train(model: torch.nn.Module, trainable: list[torch.nn.Parameter], rows: li
                 optimizer.zero_grad(set_to_none=True)
                 losses.append(loss.item())
                 tokens += batch["input_ids"].shape[1]
-    return TrainResult(losses=losses, tokens=tokens, seconds=time.perf_counter() - start, steps=len(losses))
+    return TrainResult(losses=losses, tokens=tokens, steps=len(losses))
 
 
 def _teacher(rows: list[Row], k: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:

@@ -76,9 +76,7 @@ class TrainConfig:
     alpha: int = _help("LoRA alpha.", 32)
     dropout: float = _help("LoRA dropout.", 0.0)
     learning_rate: float = _help("AdamW peak learning rate (linear decay to 0).", 3e-3)
-    epochs: int = _help("ce: passes over the candidate's sequences.", 6)
-    distill_epochs: int = _help("distill: passes over the transfer text (its parts hold several times the ce "
-                                "objective's sequences, so fewer passes take as many steps).", 2)
+    epochs: int = _help("Passes over the candidate's transfer text.", 6)
     batch_size: int = _help("Sequences per optimiser step.", 8)
     loss_on: str = _help("Tokens that carry the loss: completion (prompt masked) or all.", "completion")
     loss_weighting: str = _help("How a step's loss averages over its batch: token (every target token weighs the "
@@ -178,7 +176,7 @@ def _problems(cfg: Config) -> list[str]:
         p.append(f"self_edit.format = {s.format!r}: use one of {', '.join(SELF_EDIT_FORMATS)}")
     for name, value in (("self_edit.k", s.k), ("self_edit.max_new_tokens", s.max_new_tokens),
                         ("self_edit.max_sequences", s.max_sequences), ("train.rank", t.rank),
-                        ("train.alpha", t.alpha), ("train.epochs", t.epochs), ("train.distill_epochs", t.distill_epochs), ("train.batch_size", t.batch_size),
+                        ("train.alpha", t.alpha), ("train.epochs", t.epochs), ("train.batch_size", t.batch_size),
                         ("verify.answer_tokens", v.answer_tokens), ("ingest.max_document_bytes", i.max_document_bytes),
                         ("policy.epochs", pol.epochs), ("policy.batch_size", pol.batch_size),
                         ("tasks.k", cfg.tasks.k), ("tasks.value_tokens", cfg.tasks.value_tokens),

@@ -160,7 +160,7 @@ def test_parent_answers_are_reused_not_recomputed(home):
     first, second = ws.store.trials(a.document_id)[0], ws.store.trials(b.document_id)[0]
     after_v1 = {r["question"]: r["after"] for r in first.scores["general"]}
     base = {r["question"]: r["before"] for r in first.scores["general"]}
-    assert {r["question"]: r["before"] for r in second.scores["general"]} == base != after_v1
+    assert {r["question"]: r["before"] for r in second.scores["general"]} == base
     assert ws.store.recorded_answers(1) | after_v1 == ws.store.recorded_answers(1)
     assert set(ws.store.recorded_answers(0)) >= {r["question"] for r in first.scores["new"]}
 
