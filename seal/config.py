@@ -71,7 +71,7 @@ class TrainConfig:
     retention: float = _help("distill: weight of staying with the parent version on fixed general prompts and on "
                              "replayed earlier material (the teacher is the parent, reading the same text).", 1.0)
     max_questions: int = _help("distill: most questions built per document.", 8)
-    top_k: int = _help("distill: teacher tokens kept per position (the rest of its distribution is dropped).", 32)
+    top_k: int = _help("distill: teacher tokens kept per position (the rest of its distribution counts as one bucket).", 32)
     rank: int = _help("LoRA rank.", 16)
     alpha: int = _help("LoRA alpha.", 32)
     dropout: float = _help("LoRA dropout.", 0.0)
