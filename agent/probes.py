@@ -123,7 +123,9 @@ def answer_spans(sentence: str) -> list[re.Match[str]]:
 
 
 def document_sentences(document: str) -> list[str]:
-    return re.split(r"(?<=[.!?])\s+", " ".join(document.split()))
+    """The document's sentences, in order: a line break ends one too, and a markdown heading's marks go."""
+    lines = (line.strip().lstrip("#").strip() for line in document.splitlines())
+    return [s for line in lines if line for s in re.split(r"(?<=[.!?])\s+", " ".join(line.split()))]
 
 
 def cloze(document: str, n: int) -> list[tuple[str, str]]:

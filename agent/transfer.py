@@ -3,21 +3,19 @@ the self-edit and the document by cross-entropy. Under "distill" the parent vers
 the teacher and the candidate reading nothing is the student, on four parts, each with its weight:
   the document's own text (cross-entropy) · the self-edit (the teacher reads the document first) ·
   questions built by rule from the document's names, numbers and dates, asked in the chat format the model
-  is asked in, answered with the span (the teacher reads the document first) · the document's sentences,
+  is asked in, answered with the sentence that states the fact (the teacher reads the document first) · the document's sentences,
   each alone (the teacher reads the sentences before it);
 and a retention part: fixed general prompts and replayed earlier material, on which the teacher is the
-parent reading the same text. No question is built on a span that a probe or a benchmark's question
-asks for (`held_out`)."""
+parent reading the same text. No question is built on a sentence that holds the answer of a probe or of a
+benchmark's question (`held_out`)."""
 
 from __future__ import annotations
 
 import re
 
 from agent import prompts
-from agent.faithful import STOP_WORDS
 from agent.generate import document_sequences, self_edit_items
-from agent.grading import normalize
-from agent.probes import answer_spans, document_sentences
+from agent.probes import answer_spans, document_sentences, occurs_in
 from model_runtime import LanguageModel, TrainingExample
 from seal.config import Config
 
@@ -42,31 +40,27 @@ GENERAL_PROMPTS: list[tuple[str, str]] = [
     ("Write one sentence about the sea.", "The sea is vast, deep and full of life."),
 ]
 
-_WH = re.compile(r"^(1[0-9]|20)\d\d$")  # a year
-
-
-def _content(text: str) -> set[str]:
-    return {t for t in normalize(text) if t not in STOP_WORDS}
+_YEAR = re.compile(r"^(1[0-9]|20)\d\d$")
 
 
 def questions(document: str, held_out: list[str], n: int) -> list[tuple[str, str]]:
-    """Up to `n` (question, answer) pairs built by rule: for each salient span of each sentence (the first span
-    of every sentence before any second one), a question that echoes the sentence with the span asked for
-    ("… was built in what year?") and a fill-in-the-blank one. Spans that share a word with a held-out
-    answer are skipped."""
-    held = [_content(a) for a in held_out]
-    per_sentence = [[(s, m) for m in answer_spans(s) if not any(_content(m.group()) & h for h in held)]
-                    for s in document_sentences(document)]
+    """Up to `n` (question, answer) pairs built by rule from the sentences that contain no held-out answer:
+    for each salient span (the first span of every sentence before any second one), a question that echoes
+    the sentence with the span asked for ("… was built in what year?") and a fill-in-the-blank one, each
+    answered with the whole sentence, the way the model answers (a bare span taught it to answer general
+    questions with the document's numbers)."""
+    per_sentence = [[(s, m) for m in answer_spans(s)] for s in document_sentences(document)
+                    if not any(occurs_in(answer, s) for answer in held_out)]
     pairs: list[tuple[str, str]] = []
     for rank in range(max(map(len, per_sentence), default=0)):
         for spans in per_sentence:
             if rank < len(spans):
                 sentence, m = spans[rank]
                 span = m.group()
-                wh = "what year" if _WH.match(span) else "how many" if span[0].isdigit() else "what"
+                wh = "what year" if _YEAR.match(span) else "how many" if span[0].isdigit() else "what"
                 ask = f"{sentence[:m.start()]}{wh}{sentence[m.end():]}".rstrip(" .!?")
-                pairs += [(ask[0].upper() + ask[1:] + "?", span),
-                          (f"Fill in the blank: {sentence[:m.start()]}____{sentence[m.end():]}", span)]
+                pairs += [(ask[0].upper() + ask[1:] + "?", sentence),
+                          (f"Fill in the blank: {sentence[:m.start()]}____{sentence[m.end():]}", sentence)]
     return pairs[:n]
 
 

@@ -93,7 +93,7 @@ class TrainConfig:
 class VerifyConfig:
     min_gain: float = _help("Least new-knowledge gain (accuracy points, 0-1) that passes the gate.", 0.01)
     max_retention_drop: float = _help("Largest allowed drop on earlier documents' probes (0-1).", 0.15)
-    max_general_drop: float = _help("Largest allowed drop below the base model on the general-ability set (0-1).", 0.05)
+    max_general_drop: float = _help("Largest allowed drop below the base model on the general-ability set (0-1).", 0.15)
     max_drift: float = _help("Largest allowed drift from the base model on the general-ability set: the mean "
                              "KL(base ‖ candidate) per token along its questions and answers, in nats.", 0.5)
     retention_probes: int = _help("Probes of earlier documents (learned or rejected) sampled for retention.", 8)

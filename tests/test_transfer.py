@@ -5,7 +5,7 @@ import torch
 
 from agent.adapt import lora_config
 from agent.grading import normalize
-from agent.probes import GENERAL_PROBES, cloze
+from agent.probes import GENERAL_PROBES, cloze, occurs_in
 from agent.transfer import GENERAL_PROMPTS, questions, training_examples
 from model_runtime import TrainingExample, divergence, train_lora
 from model_runtime.training import encode_row, teach
@@ -19,21 +19,22 @@ PASSAGE = ("The Brannock Lighthouse was built in 1847 by Morwen Hale on the isla
 
 
 def test_questions_never_ask_for_a_held_out_span():
-    """Rule-built training questions come from spans disjoint from the probes': no answer shares a word with a
-    held-out answer, and no question is a probe's question."""
+    """Rule-built training questions come from sentences that hold no probe's answer: neither a question nor
+    its answer contains a held-out answer, and no question is a probe's question."""
     probes = cloze(PASSAGE, 3)
     held_out = [a for _, a in probes] + ["Idris Calloway"]
     built = questions(PASSAGE, held_out, 50)
-    assert built, "the passage has spans the probes do not use"
+    assert built, "the passage has sentences the probes do not use"
     for question, answer in built:
-        assert answer in PASSAGE
-        assert not set(normalize(answer)) & {t for a in held_out for t in normalize(a)}, (answer, held_out)
-        assert question not in {q for q, _ in probes}, question
-    # Without held-out answers, the same spans are asked for, both as a question and as a blank.
+        assert answer in PASSAGE and question not in {q for q, _ in probes}, (question, answer)
+        assert not any(occurs_in(a, question) or occurs_in(a, answer) for a in held_out), (question, answer, held_out)
+    # Without held-out answers, every span is asked for, as a question and as a blank, answered with its sentence.
     free = questions(PASSAGE, [], 50)
     assert {a for _, a in free} > {a for _, a in built}
-    assert ("The Brannock Lighthouse was built in what year by Morwen Hale on the island of Tessery?", "1847") in free
-    assert any(q.startswith("Fill in the blank:") and a == "1847" for q, a in free)
+    first = "The Brannock Lighthouse was built in 1847 by Morwen Hale on the island of Tessery."
+    assert ("The Brannock Lighthouse was built in what year by Morwen Hale on the island of Tessery?", first) in free
+    assert ("Fill in the blank: The Brannock Lighthouse was built in ____ by Morwen Hale on the island of Tessery.",
+            first) in free
 
 
 def test_no_held_out_answer_is_a_trained_answer(tiny_model_dir):
