@@ -3,8 +3,8 @@ the self-edit and the document by cross-entropy. Under "distill" the parent vers
 the teacher and the candidate reading nothing is the student, on four parts, each with its weight:
   the document's own text (cross-entropy) · the self-edit (the teacher reads the document first) ·
   questions built by rule from the document's names, numbers and dates, asked in the chat format the model
-  is asked in, answered with the sentence that states the fact (the teacher reads the document first) · the document's sentences,
-  each alone (the teacher reads the sentences before it);
+  is asked in, answered with the sentence that states the fact (the teacher reads the document first) ·
+  the document's sentences, each alone (the teacher reads the sentences before it);
 and a retention part: fixed general prompts and replayed earlier material, on which the teacher is the
 parent reading the same text. No question is built on a sentence that holds the answer of a probe or of a
 benchmark's question (`held_out`)."""
