@@ -65,8 +65,8 @@ MAX_PROBES = 50
 
 def general_examples(lm: LanguageModel, answers: dict[str, str]) -> list[TrainingExample]:
     """The general-ability questions, each with the base model's own answer (`answers`) and its end of turn, as
-    the chat the model is asked in: held-out text along whose answers `divergence` measures how far an adapter has moved from the
-    base model (how differently it would answer)."""
+    the chat the model is asked in: held-out text along whose answers `divergence` measures how far an adapter
+    has moved from the base model (how differently it would answer)."""
     end = lm.tokenizer.eos_token or ""
     return [TrainingExample(lm.chat_prompt(answer_messages(q)), answers[q] + end) for q, _ in GENERAL_PROBES]
 

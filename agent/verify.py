@@ -63,11 +63,14 @@ def retention_sample(store: Store, doc: Document, parent: int, before: dict[str,
 def general_drift(ws: Workspace, name: str, directory: Path, base: dict[str, str]) -> float:
     """The candidate's drift from the base model along the base's answers to the general-ability set
     (`divergence`), computed in this process (where training runs) whichever engine answers."""
-    ws.lm.load_adapter(name, directory)
+    loaded = name not in ws.lm.adapters()  # already attached when generation runs in this process
+    if loaded:
+        ws.lm.load_adapter(name, directory)
     try:
         return divergence(ws.lm, general_examples(ws.lm, base), name)
     finally:
-        ws.lm.delete_adapter(name)
+        if loaded:
+            ws.lm.delete_adapter(name)
 
 
 def verify(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
@@ -108,8 +111,8 @@ def verify(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
     before |= dict(zip(missing, answers[:len(missing)]))
     base |= dict(zip(unasked, answers[len(missing):len(missing) + len(unasked)]))
     after = dict(zip(questions, answers[len(missing) + len(unasked):]))
-    ws.engine.delete_adapter(name)
     drift = general_drift(ws, name, Path(state["candidate_dir"]), base)
+    ws.engine.delete_adapter(name)
 
     scores: dict[str, list] = {}
     acc: dict[str, tuple[float, float] | None] = {}

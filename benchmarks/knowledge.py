@@ -19,7 +19,6 @@ Run: seal bench knowledge --data ../shared/data/squad_val.json --n 50
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import statistics
 import time
@@ -31,9 +30,9 @@ import torch
 
 from agent import prompts
 from agent.adapt import lora_config
+from agent.answer import base_general_answers
 from agent.generate import document_seed, pooled_self_edit
 from agent.grading import accuracy, grade
-from agent.answer import base_general_answers
 from agent.probes import GENERAL_PROBES, general_examples, make_probes
 from agent.transfer import training_examples
 from benchmarks import report
@@ -46,7 +45,7 @@ from seal.errors import InputError
 NONE, IN_CONTEXT, PASSAGE = "no adaptation", "passage in context", "LoRA: passage only"
 FAITHFUL = ", faithful sentences only"
 DISTILL = "distill"
-# The parts of the distill objective that --ablations turns off one at a time (train.* weights).
+# The parts of the distill objective that --ablate turns off one at a time (train.* weights).
 PARTS = ("passage", "self_edit", "questions", "answer_ce", "sentences", "retention")
 Progress = Callable[[int, int, str], None]
 
@@ -95,8 +94,9 @@ def score_passage(lm: LanguageModel, passage: Passage, arms: dict[str, Arm], cfg
                   selections: dict[str, list[tuple[str, str]]] = {},
                   general: list[TrainingExample] = []) -> dict[str, Any]:
     """Train one fresh adapter per arm (`Arm`), measure how far each moved from the base along `general`
-    (`divergence`; the general-ability set with the base model's answers), then answer the questions under every condition in one mixed batch and grade them. No
-    training question is built on a gold answer's span. Each selection (label → candidate self-edits, trained
+    (`divergence`; the general-ability set with the base model's answers), then answer the questions under
+    every condition, and the general-ability set under every arm, in one mixed batch and grade them. No
+    training question is built on a sentence holding a gold answer. Each selection (label → candidate self-edits, trained
     by cross-entropy as `self_edit.faithful_only` says) trains every candidate, asks each the passage's probe
     questions (made as ingest makes them), and reports the candidate that answers them best (accuracy, then
     token F1, then the earlier one)."""
