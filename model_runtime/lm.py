@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from jinja2 import TemplateError
 from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors.torch import load_file, save_file
 from seal.errors import IntegrityError
@@ -25,6 +26,24 @@ ADAPTER_CONFIG = "adapter_config.json"
 MIN_SHARED_PREFIX = 8
 
 
+def stop_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """Every token that ends a turn: end-of-text of the tokenizer, of the model config and of its generation
+    config (each an id or a list of ids: Llama 3 lists three), and the token the chat template closes an
+    assistant turn with (<|im_end|>, <|eot_id|>, <end_of_turn>, <|end|>)."""
+    generation = getattr(model, "generation_config", None)
+    ids: set[int] = set()
+    for value in (tokenizer.eos_token_id, model.config.eos_token_id, getattr(generation, "eos_token_id", None)):
+        ids.update(value if isinstance(value, (list, tuple)) else [value])
+    if tokenizer.chat_template:
+        marker = "\u2063seal-end-of-answer\u2063"
+        chat = tokenizer.apply_chat_template([{"role": "user", "content": "?"}, {"role": "assistant", "content": marker}],
+                                             tokenize=False)
+        after = tokenizer(chat.split(marker, 1)[-1].lstrip(), add_special_tokens=False)["input_ids"]
+        if after and after[0] in tokenizer.all_special_ids + list(tokenizer.added_tokens_decoder):
+            ids.add(after[0])
+    return sorted(i for i in ids if isinstance(i, int))
+
+
 class LanguageModel:
     """A base model loaded once per process; adapters are attached, switched and removed by name."""
 
@@ -35,12 +54,7 @@ class LanguageModel:
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        # Stop on the end-of-turn token as well as end-of-text (chat models end turns with <|im_end|>).
-        stops = {tokenizer.eos_token_id, model.config.eos_token_id}
-        im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
-        if isinstance(im_end, int) and im_end != tokenizer.unk_token_id:
-            stops.add(im_end)
-        self.stop_ids = sorted(i for i in stops if isinstance(i, int))
+        self.stop_ids = stop_ids(model, tokenizer)
         self.peft: PeftModel | None = None
         self._lock = threading.RLock()
 
@@ -128,7 +142,15 @@ class LanguageModel:
 
     def chat_prompt(self, messages: list[dict[str, str]]) -> str:
         """Messages to the model's chat template, ending where the assistant's turn begins."""
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        try:
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        except TemplateError:
+            if not messages or messages[0]["role"] != "system" or len(messages) < 2:
+                raise
+        # Templates without a system role (Gemma's) get the instructions at the start of the first turn.
+        system, first, *rest = messages
+        merged = {**first, "content": f"{system['content']}\n\n{first['content']}"}
+        return self.tokenizer.apply_chat_template([merged, *rest], tokenize=False, add_generation_prompt=True)
 
     def _generation_config(self, max_new_tokens: int, temperature: float, top_p: float,
                            repetition_penalty: float) -> GenerationConfig:

@@ -61,6 +61,16 @@ def model_name(cfg: ModelConfig) -> str:
     return Path(cfg.path).expanduser().name if cfg.path else BUNDLED_NAME
 
 
+def chat_template(value: str) -> str:
+    """model.chat_template: the Jinja template itself, or the path of a file holding it."""
+    if "{" in value:
+        return value
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise InputError(f"model.chat_template {value!r} is neither a Jinja template nor a file; give one of them")
+    return path.read_text(encoding="utf-8")
+
+
 def load(cfg: ModelConfig, cache: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
     """Load (model, tokenizer, name) for `cfg`, in eval mode on the CPU."""
     hf_logging.set_verbosity_error()
@@ -77,6 +87,11 @@ def load(cfg: ModelConfig, cache: Path) -> tuple[PreTrainedModel, PreTrainedToke
     name = model_name(cfg)
     dtype = torch.bfloat16 if cfg.dtype == "bfloat16" else torch.float32
     tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=cfg.trust_remote_code)
+    if cfg.chat_template:
+        tokenizer.chat_template = chat_template(cfg.chat_template)
+    if not tokenizer.chat_template:
+        raise InputError(f"the model in {directory} has no chat template: set model.chat_template to its Jinja "
+                         "template (or a file holding it)")
     model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype, use_safetensors=True,
                                                  trust_remote_code=cfg.trust_remote_code)
     model.eval()

@@ -35,6 +35,7 @@ class ModelConfig:
     dtype: str = _help("Weights dtype: float32 or bfloat16.", "float32")
     threads: int = _help("CPU threads for torch; 0 means all cores.", 0)
     trust_remote_code: bool = _help("Let transformers run code shipped with the model directory.", False)
+    chat_template: str = _help("Jinja chat template (or a file holding one) for a model directory that ships none.", "")
 
 
 @dataclass(frozen=True, kw_only=True)
