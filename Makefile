@@ -40,7 +40,9 @@ demo: setup
 	SEAL_HOME=$(DEMO_HOME) $(VENV)/bin/seal versions list
 
 test: setup vllm
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q -rs
 
 test-unit: setup
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q -rs -m "not real_model"

@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ def _backup(home: Path, store: Store, adapters: AdapterStore, destination: Path,
                     copy.set_pointer(kind, active[kind])
         if (home / CONFIG).is_file():
             shutil.copyfile(home / CONFIG, work / CONFIG)
-        manifest = {"format": FORMAT, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        manifest = {"format": FORMAT, "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
                     "schema": Store.head(), "model": model, "rows": rows, "active": active,
                     "versions": {k: sorted(v) for k, v in versions.items()},
                     "database_sha256": sha256_file(work / "seal.db")}

@@ -1,6 +1,6 @@
-"""`AdapterStore`: <home>/adapters/<kind>/v0001/ (kind: knowledge, policy, or task/<id>) holds adapter_model.safetensors, adapter_config.json
-and seal.json (parent, documents, config, metrics, sha256 of each file). A version is written to a
-temporary folder and renamed into place, so a reader never sees half of one."""
+"""`AdapterStore`: <home>/adapters/<kind>/v0001/ (kind: knowledge, policy, or task/<id>) holds
+adapter_model.safetensors, adapter_config.json and seal.json (parent, documents, config, metrics, sha256 of each
+file). A version is written to a temporary folder and renamed into place, so a reader never sees half of one."""
 
 from __future__ import annotations
 

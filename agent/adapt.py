@@ -12,8 +12,8 @@ from langgraph.runtime import Runtime
 from peft import LoraConfig
 
 from agent.state import IngestState
-from agent.workspace import Workspace
 from agent.transfer import training_examples
+from agent.workspace import Workspace
 from model_runtime import train_lora
 from seal.config import TrainConfig
 

@@ -16,9 +16,9 @@ from dataclasses import asdict
 from pathlib import Path
 from threading import Event
 
+from agent import task_graph
 from agent.graph import build_graph
 from agent.ingest import DocumentInput, checkpointer, learn, read_document, thread
-from agent import task_graph
 from agent.policy import maybe_update
 from agent.tasks import Task, dump_task, load_task, parse_task
 from agent.workspace import Workspace

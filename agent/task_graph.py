@@ -28,8 +28,8 @@ from langgraph.runtime import Runtime
 
 from agent import tasks
 from agent.adapt import candidate_adapter, lora_config
-from agent.graph import after_verify
 from agent.generate import document_seed
+from agent.graph import after_verify
 from agent.ingest import IngestResult, checkpointer, learning, outcome, stepped
 from agent.tasks import Example, Task, TrainingPlan
 from agent.workspace import Workspace

@@ -122,7 +122,8 @@ def trial_record(t: Trial) -> dict[str, Any]:
     return {"trial": t.id, "self_edit": t.self_edit_id, "parent_version": t.parent_version, "reward": t.reward,
             "new_before": t.new_before, "new_after": t.new_after, "retention_before": t.retention_before,
             "retention_after": t.retention_after, "general_before": t.general_before,
-            "general_after": t.general_after, "general_drift": t.general_drift, "decision": t.decision, "reason": t.reason, "tokens": t.tokens,
+            "general_after": t.general_after, "general_drift": t.general_drift, "decision": t.decision, "reason": t.reason,
+            "tokens": t.tokens,
             "train_seconds": t.train_seconds, "created_at": t.created_at.isoformat(timespec="seconds")}
 
 

@@ -18,7 +18,8 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Path as PathParam, Request
+from fastapi import FastAPI, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,10 +31,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters_store import parse_version
 from agent.ingest import DocumentInput, check_text, title_of
-from api.batcher import Batcher, Busy, DecodeRequest
 from agent.runtime import submit
 from agent.versions import list_versions, resolve, rollback
 from agent.workspace import Workspace
+from api.batcher import Batcher, Busy, DecodeRequest
 from memory import Job
 from seal.errors import InputError, NotFoundError, SealError
 

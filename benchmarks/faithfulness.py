@@ -28,6 +28,7 @@ from seal import config as seal_config
 from seal.config import SELF_EDIT_FORMATS, Config
 from seal.errors import SealError
 
+
 def run(lm: LanguageModel, passages: list[squad.Passage], formats: list[str], penalties: list[float],
         cfg: Config) -> list[dict[str, Any]]:
     rows = []

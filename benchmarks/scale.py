@@ -158,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
     result: dict[str, Any] = {"command": "python -m benchmarks.scale " + " ".join(sys.argv[1:] if argv is None else argv),
-                              "arguments": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, "git": report.git_revision(),
+                              "arguments": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+                              "git": report.git_revision(),
                               "machine": report.machine(), "backends": {},
                               "adapter_bytes_per_version": sum(p.stat().st_size for p in args.adapter_dir.iterdir())
                               if args.adapter_dir else None}

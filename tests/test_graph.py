@@ -179,9 +179,10 @@ def test_gate_thresholds_are_inclusive_despite_float_error():
 
 def test_verify_stopped_after_recording_is_not_repeated(home):
     """A verify that recorded its trial but died before its checkpoint reuses that trial on resume."""
-    from agent.ingest import thread, checkpointer
-    from agent.verify import verify
     from types import SimpleNamespace
+
+    from agent.ingest import checkpointer, thread
+    from agent.verify import verify
 
     ws = Workspace.open()
     doc, _ = ws.store.add_document(DOCUMENT, "doc.md", "Lighthouse")
@@ -196,7 +197,7 @@ def test_verify_stopped_after_recording_is_not_repeated(home):
 def test_commit_refuses_a_candidate_whose_parent_is_no_longer_active(home):
     """If another ingest commits while this candidate trains, the candidate is rejected with a reason
     instead of silently dropping the other version from the active lineage."""
-    from agent.ingest import thread, checkpointer
+    from agent.ingest import checkpointer, thread
 
     ws = Workspace.open()
     doc, _ = ws.store.add_document(DOCUMENT, "doc.md", "Lighthouse")

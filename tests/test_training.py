@@ -4,12 +4,10 @@ import pytest
 import torch
 
 from agent.adapt import lora_config
-from model_runtime import LanguageModel, TrainingExample, train_lora
+from model_runtime import LanguageModel, TrainingExample, train_lora, training
 from model_runtime import lm as lm_module
-from model_runtime import training
 from model_runtime.loading import load
-from model_runtime.training import (IGNORE, encode, forward, frozen_weights_in, masked_loss, pack, targets,
-                                     token_losses)
+from model_runtime.training import IGNORE, encode, forward, frozen_weights_in, masked_loss, pack, targets, token_losses
 from seal.config import ModelConfig, TrainConfig
 
 
