@@ -1,5 +1,5 @@
-"""Render the CLI reference (markdown) from the Typer app itself, so the README cannot drift.
-Run: `python -m cli.reference` (the README's section between the markers is this output)."""
+"""Render the CLI reference (markdown) from the Typer app itself, so the docs cannot drift.
+Run: `python -m cli.reference > docs/cli.md` (a test fails when that file differs from this output)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ def _lines(command: typer.core.TyperCommand, path: str) -> list[str]:
 
 
 def reference() -> str:
-    return "\n".join(_lines(typer.main.get_command(app), "seal")).replace("\n\n\n", "\n\n").strip() + "\n"
+    body = "\n".join(_lines(typer.main.get_command(app), "seal")).replace("\n\n\n", "\n\n").strip()
+    return ("# CLI reference\n\nEvery `seal` command and option, generated from the app by "
+            "`python -m cli.reference > docs/cli.md`.\n\n" + body.replace("### `", "## `") + "\n")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,11 @@
-"""The README's CLI reference is the one the code renders, so documentation cannot drift."""
+"""The CLI reference in docs/cli.md is the one the code renders, so documentation cannot drift."""
 
 from pathlib import Path
 
 from cli.reference import reference
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-START, END = "<!-- cli-reference:start -->\n", "<!-- cli-reference:end -->"
+CLI_DOC = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 
 
-def test_readme_cli_reference_is_current():
-    text = README.read_text()
-    current = text[text.index(START) + len(START):text.index(END)]
-    assert current == reference(), "README CLI reference is stale: run `python -m cli.reference` and paste it"
+def test_cli_reference_is_current():
+    assert CLI_DOC.read_text() == reference(), "docs/cli.md is stale: run `python -m cli.reference > docs/cli.md`"
