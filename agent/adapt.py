@@ -4,24 +4,40 @@ weights, and save it to scratch."""
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict
 
 import torch
 from langgraph.runtime import Runtime
 from peft import LoraConfig
+from transformers.pytorch_utils import Conv1D
 
 from agent.state import IngestState
 from agent.transfer import training_examples
 from agent.workspace import Workspace
 from model_runtime import train_lora
 from seal.config import TrainConfig
+from seal.errors import InputError
 
 
-def lora_config(cfg: TrainConfig) -> LoraConfig:
-    """A LoRA on every linear projection of the transformer blocks (not the tied output head)."""
-    return LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules="all-linear",
-                      task_type="CAUSAL_LM")
+def mlp_modules(model: torch.nn.Module) -> list[str]:
+    """The names of the blocks' feed-forward projections, whatever the family calls them (gate/up/down_proj,
+    gate_up_proj, c_fc/c_proj, ...): the linear children of each block's `mlp` (or `feed_forward`) module."""
+    found = {name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+             if re.search(r"\.(mlp|feed_forward)\.[^.]+$", name)
+             and (isinstance(module, (torch.nn.Linear, Conv1D)) or hasattr(module, "base_layer"))}
+    if not found:
+        raise InputError("train.modules = 'mlp': this model has no linear layers under an mlp or feed_forward "
+                         "module; set train.modules = 'all'")
+    return sorted(found)
+
+
+def lora_config(cfg: TrainConfig, model: torch.nn.Module) -> LoraConfig:
+    """A LoRA on the blocks' feed-forward projections of `model` (`train.modules = "mlp"`) or on every linear
+    projection of the blocks ("all"); never the output head."""
+    return LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, task_type="CAUSAL_LM",
+                      target_modules=mlp_modules(model) if cfg.modules == "mlp" else "all-linear")
 
 
 def candidate_adapter(self_edit_id: int) -> str:
@@ -43,7 +59,7 @@ def adapt(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
     if parent:
         lm.load_adapter(name, ws.adapters.verified("knowledge", parent, ws.store.version(parent).files))
     else:
-        lm.add_adapter(name, lora_config(cfg))
+        lm.add_adapter(name, lora_config(cfg, lm.base))
 
     # Its transfer text, and a replay sample of what earlier versions in this lineage learned; no question
     # is built on a probe's span.

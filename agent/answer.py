@@ -3,6 +3,7 @@ question and streamed chat forms the faces use (each logged with the version tha
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 
 from agent.probes import GENERAL_PROBES
@@ -18,10 +19,23 @@ def closed_book(lm: Engine, questions: list[str], adapter: str | None | list[str
     return lm.generate(prompts, adapter=adapter, max_new_tokens=max_tokens, temperature=0.0)
 
 
+# The base model's greedy answers, per model and (question, length): they never change within a process.
+_BASE_ANSWERS: weakref.WeakKeyDictionary[Engine, dict[tuple[str, int], str]] = weakref.WeakKeyDictionary()
+
+
+def base_answers(lm: Engine, questions: list[str], max_tokens: int) -> list[str]:
+    """The base model's greedy closed-book answers to `questions`, decoded once per process."""
+    known = _BASE_ANSWERS.setdefault(lm, {})
+    missing = [q for q in dict.fromkeys(questions) if (q, max_tokens) not in known]
+    for q, answer in zip(missing, closed_book(lm, missing, None, max_tokens) if missing else []):
+        known[q, max_tokens] = answer
+    return [known[q, max_tokens] for q in questions]
+
+
 def base_general_answers(lm: Engine, max_tokens: int) -> dict[str, str]:
     """The base model's answers to the general-ability set (what `general_examples` measures drift along)."""
     questions = [q for q, _ in GENERAL_PROBES]
-    return dict(zip(questions, closed_book(lm, questions, None, max_tokens)))
+    return dict(zip(questions, base_answers(lm, questions, max_tokens)))
 
 
 def ask(ws: Workspace, question: str, max_tokens: int = 64) -> tuple[str, int]:

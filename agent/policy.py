@@ -119,14 +119,14 @@ def _update(ws: Workspace, reason: str) -> Version:
                          "--set self_edit.k=4) first, or lower policy.min_reward")
     pc = ws.config.policy
     cfg = dataclasses.replace(ws.config.train, learning_rate=pc.learning_rate, epochs=pc.epochs,
-                              batch_size=pc.batch_size, loss_on="completion")
+                              batch_size=pc.batch_size, loss_on="completion", modules="all")
     lm = ws.lm
     ws.progress("update", f"training the policy on {len(examples)} self-edits (from policy v{parent})")
     torch.manual_seed(cfg.seed)
     if parent:
         lm.load_adapter(POLICY_ADAPTER, ws.adapters.verified("policy", parent, ws.store.version(parent, "policy").files))
     else:
-        lm.add_adapter(POLICY_ADAPTER, lora_config(cfg))
+        lm.add_adapter(POLICY_ADAPTER, lora_config(cfg, lm.base))
     end = lm.tokenizer.eos_token or ""
     result = train_lora(lm, POLICY_ADAPTER, [TrainingExample(e.prompt, e.completion + end) for e in examples], cfg,
                         max_tokens=pc.max_tokens)

@@ -84,10 +84,10 @@ def fit(ws: Workspace, demonstrations: tuple[Example, ...], plan: TrainingPlan, 
                 for messages, answer in tasks.training_set(demonstrations, plan, seed)]
     lengths = [len(lm.tokenizer(e.prompt + e.completion, add_special_tokens=False)["input_ids"]) for e in examples]
     tasks.check_budget(plan, lengths, tc.max_train_tokens)
-    cfg = dataclasses.replace(ws.config.train, learning_rate=plan.learning_rate, epochs=plan.epochs, replay=0,
+    cfg = dataclasses.replace(ws.config.train, learning_rate=plan.learning_rate, epochs=plan.epochs, replay=0, modules="all",
                               loss_on="completion" if plan.loss == "outputs" else "all")
     torch.manual_seed(cfg.seed)
-    lm.add_adapter(name, lora_config(cfg))
+    lm.add_adapter(name, lora_config(cfg, lm.base))
     result = train_lora(lm, name, examples, cfg, max_tokens=max(lengths))
     return {"tokens": result.tokens, "seconds": result.seconds, "losses": result.losses, "sequences": len(examples)}
 

@@ -5,8 +5,8 @@ the teacher and the candidate reading nothing is the student, on four parts, eac
   questions built by rule from the document's names, numbers and dates, asked in the chat format the model
   is asked in, answered with the sentence that states the fact (the teacher reads the document first) ·
   the document's sentences, each alone (the teacher reads the sentences before it);
-and a retention part: fixed general prompts and replayed earlier material, on which the teacher is the
-parent reading the same text. No question is built on a sentence that holds the answer of a probe or of a
+and a retention part: the base model's own answers to 48 general questions, and replayed earlier material,
+on which the teacher is the parent reading the same text. No question is built on a sentence that holds the answer of a probe or of a
 benchmark's question (`held_out`)."""
 
 from __future__ import annotations
@@ -14,30 +14,33 @@ from __future__ import annotations
 import re
 
 from agent import prompts
+from agent.answer import base_answers
 from agent.generate import document_sequences, self_edit_items
 from agent.probes import answer_spans, document_sentences, occurs_in
 from model_runtime import LanguageModel, TrainingExample
 from seal.config import Config
 
-# Retention: general questions and requests, none of them in verify's general-ability set, each with an
-# answer in the way the model answers; the candidate keeps its parent's distributions along these answers.
-GENERAL_PROMPTS: list[tuple[str, str]] = [
-    ("What is the capital of Italy?", "The capital of Italy is Rome."),
-    ("How many months are there in a year?", "There are 12 months in a year."),
-    ("What colour is the sky on a clear day?", "On a clear day the sky is blue."),
-    ("Which planet do we live on?", "We live on the planet Earth."),
-    ("What do bees make?", "Bees make honey."),
-    ("How many sides does a triangle have?", "A triangle has 3 sides."),
-    ("Which animal is known as the king of the jungle?", "The lion is known as the king of the jungle."),
-    ("What is the largest planet in the solar system?", "The largest planet in the solar system is Jupiter."),
-    ("Who painted the Mona Lisa?", "The Mona Lisa was painted by Leonardo da Vinci."),
-    ("What is the capital of India?", "The capital of India is New Delhi."),
-    ("How many weeks are there in a year?", "There are 52 weeks in a year."),
-    ("What is the opposite of cold?", "The opposite of cold is hot."),
-    ("Who wrote the Odyssey?", "The Odyssey was written by Homer."),
-    ("What is the chemical symbol for iron?", "The chemical symbol for iron is Fe."),
-    ("How many legs does a dog have?", "A dog has 4 legs."),
-    ("Write one sentence about the sea.", "The sea is vast, deep and full of life."),
+# Retention: general questions, none of them in verify's general-ability set. The candidate keeps its parent's
+# distributions along the base model's own answers to them (`base_answers`), where its greedy answers are decided.
+RETENTION_QUESTIONS: list[str] = [
+    "What is the capital of Italy?", "What is the capital of Germany?", "What is the capital of Spain?",
+    "What is the capital of India?", "What is the capital of Kenya?", "What is the capital of Mexico?",
+    "How many months are there in a year?", "How many weeks are there in a year?", "How many legs does a dog have?",
+    "How many sides does a triangle have?", "How many days are there in a leap year?", "How many planets are in the solar system?",
+    "How many strings does a standard guitar have?", "How many players are on a football team?",
+    "What is 7 plus 6?", "What is 9 times 3?", "What is 20 minus 4?", "What is half of 50?",
+    "What colour is the sky on a clear day?", "What colour are bananas when they are ripe?",
+    "Which planet do we live on?", "What is the largest planet in the solar system?", "What is the closest star to Earth?",
+    "What do bees make?", "Which animal is known as the king of the jungle?", "What is the fastest land animal?",
+    "Who painted the Mona Lisa?", "Who wrote the Odyssey?", "Who wrote Hamlet?", "Who composed the Fifth Symphony?",
+    "Who was the first person to walk on the Moon?", "Who invented the telephone?",
+    "What is the chemical symbol for iron?", "What is the boiling point of water in Celsius?",
+    "What is the freezing point of water in Celsius?", "What force keeps us on the ground?",
+    "What is the opposite of cold?", "What is the opposite of big?", "What is the plural of mouse?",
+    "Which ocean lies between Europe and America?", "What is the longest river in South America?",
+    "On which continent is Brazil?", "What language is spoken in Germany?", "What is the currency of the United Kingdom?",
+    "In which year did the Second World War end?", "In which city is the Eiffel Tower?",
+    "What do you call a baby cat?", "Write one sentence about the sea.",
 ]
 
 _YEAR = re.compile(r"^(1[0-9]|20)\d\d$")
@@ -86,7 +89,8 @@ def training_examples(lm: LanguageModel, title: str, document: str, format: str,
          for q, a in questions(document, held_out, t.max_questions)],
         [TrainingExample(heading, s, heading + "\n".join(sentences[:i]) + "\n", ce=0.0, distill=t.sentences)
          for i, s in enumerate(sentences) if i],
-        [TrainingExample(chat(q), f"{a}{end}", chat(q), ce=0.0, distill=t.retention) for q, a in GENERAL_PROMPTS],
+        [TrainingExample(chat(q), f"{a}{end}", chat(q), ce=0.0, distill=t.retention)
+         for q, a in zip(RETENTION_QUESTIONS, base_answers(lm, RETENTION_QUESTIONS, cfg.verify.answer_tokens))],
         [TrainingExample(p, c, p, ce=0.0, distill=t.retention) for p, c in replay],
     ]
     weights = [t.passage, t.self_edit, t.questions or t.answer_ce, t.sentences, t.retention, t.retention]

@@ -100,7 +100,7 @@ def plain(policy: LanguageModel, passages: list[Passage], cfg: Config, model_cac
         _, [text] = sample_self_edits(policy, p.context, cfg.self_edit, None, seed)
         sequences = training_sequences(lm, cfg.self_edit.format, text, p.context, cfg.self_edit)
         torch.manual_seed(cfg.train.seed)
-        lm.add_adapter("edit", lora_config(cfg.train))
+        lm.add_adapter("edit", lora_config(cfg.train, lm.base))
         start = time.perf_counter()
         train_lora(lm, "edit", [TrainingExample(a, b) for a, b in sequences], cfg.train,
                    max_tokens=cfg.self_edit.max_sequence_tokens)

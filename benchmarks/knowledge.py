@@ -121,7 +121,7 @@ def score_passage(lm: LanguageModel, passage: Passage, arms: dict[str, Arm], cfg
             continue
         name = f"bench-{n}"
         torch.manual_seed(cfg.train.seed)  # every arm starts from the same initial LoRA
-        lm.add_adapter(name, lora_config(arm.train))
+        lm.add_adapter(name, lora_config(arm.train, lm.base))
         result = train_lora(lm, name, examples, arm.train, max_tokens=cfg.self_edit.max_sequence_tokens)
         trained[label] = {"adapter": name, "sequences": len(examples), "train_tokens": result.tokens,
                           "train_seconds": round(result.seconds, 2), "final_loss": result.losses[-1] if result.losses else None,

@@ -55,7 +55,7 @@ def run(lm: LanguageModel, passages: list[squad.Passage], cfg: Config) -> dict[s
         sequences = training_sequences(lm, cfg.self_edit.format, text, p.context, cfg.self_edit)
         for arm, extra in zip(ARMS, ([], rehearsed)):
             torch.manual_seed(cfg.train.seed)
-            lm.add_adapter("candidate", lora_config(cfg.train))
+            lm.add_adapter("candidate", lora_config(cfg.train, lm.base))
             train_lora(lm, "candidate", [TrainingExample(a, b) for a, b in sequences + extra], cfg.train,
                        max_tokens=cfg.self_edit.max_sequence_tokens)
             rows.append({"document": p.title, "arm": arm, "known_kept": accuracy(lm, "candidate", known, cfg),

@@ -172,7 +172,7 @@ def step_profile(lm: LanguageModel, examples: list[TrainingExample], cfg: Config
     from torch.profiler import ProfilerActivity, profile
 
     torch.manual_seed(cfg.train.seed)
-    lm.add_adapter("profile", lora_config(cfg.train))
+    lm.add_adapter("profile", lora_config(cfg.train, lm.base))
     with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
         result = train_lora(lm, "profile", examples, cfg.train, max_tokens=cfg.self_edit.max_sequence_tokens)
     lm.delete_adapter("profile")

@@ -69,10 +69,14 @@ class TrainConfig:
     answer_ce: float = _help("distill: cross-entropy weight on those questions' answers (the span itself).", 0.5)
     sentences: float = _help("distill: weight of the document's sentences, each alone (the teacher reads the "
                              "sentences before it).", 1.0)
-    retention: float = _help("distill: weight of staying with the parent version on fixed general prompts and on "
-                             "replayed earlier material (the teacher is the parent, reading the same text).", 1.0)
+    retention: float = _help("distill: weight of staying with the parent version along the base model's own answers "
+                             "to 48 general questions and on replayed earlier material (the teacher is the parent, "
+                             "reading the same text).", 1.0)
     max_questions: int = _help("distill: most questions built per document.", 8)
     top_k: int = _help("distill: teacher tokens kept per position (the rest of its distribution counts as one bucket).", 32)
+    modules: str = _help("Projections a knowledge adapter trains: mlp (the feed-forward ones of every block, where a "
+                         "transformer stores facts; how it attends and answers is left alone) or all (every linear "
+                         "projection of the blocks). Policy and task adapters train all.", "mlp")
     rank: int = _help("LoRA rank.", 16)
     alpha: int = _help("LoRA alpha.", 32)
     dropout: float = _help("LoRA dropout.", 0.0)
@@ -199,6 +203,8 @@ def _problems(cfg: Config) -> list[str]:
         p.append(f"train.learning_rate = {t.learning_rate}: must be in (0, 1)")
     if t.loss_on not in ("completion", "all"):
         p.append(f"train.loss_on = {t.loss_on!r}: use 'completion' or 'all'")
+    if t.modules not in ("mlp", "all"):
+        p.append(f"train.modules = {t.modules!r}: use 'mlp' or 'all'")
     if t.objective not in ("distill", "ce"):
         p.append(f"train.objective = {t.objective!r}: use 'distill' or 'ce'")
     for name, value in (("train.passage", t.passage), ("train.self_edit", t.self_edit), ("train.questions", t.questions),

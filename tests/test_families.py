@@ -147,3 +147,22 @@ def test_a_model_without_a_chat_template_is_one_clear_error(tmp_path, monkeypatc
     (home / "config.toml").write_text(TINY_CONFIG.format(model=directory).replace(
         "[model]\n", f"[model]\nchat_template = '''{LLAMA3}'''\n"))
     assert seal(home, "ask", "Who?", capsys=capsys, monkeypatch=monkeypatch).returncode == 0
+
+
+@pytest.mark.parametrize("family, expected", [("llama3", ["down_proj", "gate_proj", "up_proj"]),
+                                              ("gemma2", ["down_proj", "gate_proj", "up_proj"]),
+                                              ("phi3", ["down_proj", "gate_up_proj"])])
+def test_a_knowledge_adapter_trains_the_feed_forward_projections_of_each_family(family, expected, tmp_path):
+    from agent.adapt import lora_config, mlp_modules
+    from model_runtime import loading
+    from seal.config import ModelConfig, TrainConfig
+
+    lm = LanguageModel(*loading.load(ModelConfig(path=str(build_family(tmp_path, family))), tmp_path)[:2])
+    assert mlp_modules(lm.base) == expected
+    lm.add_adapter("knowledge", lora_config(TrainConfig(), lm.base))
+    lm.add_adapter("policy", lora_config(TrainConfig(modules="all"), lm.base))
+    assert mlp_modules(lm.base) == expected  # the same once LoRA layers wrap them
+    layers = lambda adapter: {".".join(name.split(".lora_A.")[0].split(".")[-2:])
+                              for name, _ in lm.peft.named_parameters() if f".lora_A.{adapter}." in name}
+    assert layers("knowledge") == {f"mlp.{m}" for m in expected}
+    assert layers("knowledge") < layers("policy") and any(layer.startswith("self_attn.") for layer in layers("policy"))

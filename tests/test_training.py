@@ -23,8 +23,8 @@ def test_lora_changes_and_base_does_not(tiny_model_dir, monkeypatch, bf16):
     monkeypatch.setattr(training, "native_bf16", lambda: True)  # emulated here if need be: the tiny model is cheap
     lm = tiny_lm(tiny_model_dir)
     cfg = TrainConfig(epochs=3, batch_size=2, learning_rate=1e-2, bf16=bf16)
-    lm.add_adapter("other", lora_config(cfg))
-    lm.add_adapter("cand", lora_config(cfg))
+    lm.add_adapter("other", lora_config(cfg, lm.base))
+    lm.add_adapter("cand", lora_config(cfg, lm.base))
     before = {n: p.detach().clone() for n, p in lm.peft.named_parameters()}
     examples = [TrainingExample("", "Morwen Hale built the lighthouse in 1847."),
                 TrainingExample("Q: who? A:", " Hale"), TrainingExample("", "It is green and white.")]
@@ -43,17 +43,17 @@ def test_frozen_weights_are_cast_once_and_given_back(tiny_model_dir):
     autocast makes each forward; the trainable LoRA weights stay fp32, and every layer gets its own weight
     back after the block, however it ends (the tied output head is tied again)."""
     lm = tiny_lm(tiny_model_dir)
-    lm.add_adapter("cand", lora_config(TrainConfig()))
+    lm.add_adapter("cand", lora_config(TrainConfig(), lm.base))
     model = lm.peft
     for name, param in model.named_parameters():  # as train_lora marks them
         param.requires_grad = "lora_" in name
     before = dict(model.named_parameters())
     batch = pack([encode(lm, TrainingExample("", "Morwen Hale built the lighthouse in 1847."), "all", 64)])
-    q_proj = model.base_model.model.model.layers[0].self_attn.q_proj
+    up_proj = model.base_model.model.model.layers[0].mlp.up_proj
     with torch.no_grad(), training.autocast(torch.bfloat16):
         plain = forward(model, batch)
         with pytest.raises(RuntimeError, match="a failing step"), frozen_weights_in(model, torch.bfloat16):
-            assert q_proj.base_layer.weight.dtype == torch.bfloat16 and q_proj.lora_A["cand"].weight.dtype == torch.float32
+            assert up_proj.base_layer.weight.dtype == torch.bfloat16 and up_proj.lora_A["cand"].weight.dtype == torch.float32
             assert model.get_output_embeddings().weight.dtype == torch.bfloat16
             assert model.get_input_embeddings().weight.dtype == torch.float32, "the embedding lookup is not a matmul"
             assert torch.equal(forward(model, batch), plain)
@@ -110,7 +110,7 @@ def test_adapter_save_load_round_trip_is_exact(tiny_model_dir, tmp_path):
     """A saved adapter loads back to identical weights and identical greedy output."""
     lm = tiny_lm(tiny_model_dir)
     cfg = TrainConfig(epochs=2, learning_rate=1e-2, bf16=False)
-    lm.add_adapter("first", lora_config(cfg))
+    lm.add_adapter("first", lora_config(cfg, lm.base))
     train_lora(lm, "first", [TrainingExample("", "Morwen Hale built the lighthouse in 1847.")], cfg)
     prompts = [lm.chat_prompt([{"role": "user", "content": "Who built it?"}])]
     out = lm.generate(prompts, adapter="first", max_new_tokens=8)
@@ -127,7 +127,7 @@ def test_mixed_batch_equals_one_adapter_at_a_time(tiny_model_dir):
     """Decoding rows with different adapters in one batch gives each row the answer its own adapter gives."""
     lm = tiny_lm(tiny_model_dir)
     cfg = TrainConfig(epochs=3, learning_rate=5e-2, bf16=False)
-    lm.add_adapter("first", lora_config(cfg))
+    lm.add_adapter("first", lora_config(cfg, lm.base))
     train_lora(lm, "first", [TrainingExample("", "Morwen Hale built the lighthouse in 1847.")], cfg)
     prompts = [lm.chat_prompt([{"role": "user", "content": q}]) for q in ("Who built it?", "When?", "What is 2 + 2?")]
     base = lm.generate(prompts, adapter=None, max_new_tokens=8)
@@ -142,7 +142,7 @@ def test_a_shared_prefix_decodes_what_left_padding_decodes(tiny_model_dir, monke
     every step's logits match the left-padded batch's, for the base model, one adapter and a mixed batch."""
     lm = tiny_lm(tiny_model_dir)
     cfg = TrainConfig(epochs=3, learning_rate=5e-2, bf16=False)
-    lm.add_adapter("first", lora_config(cfg))
+    lm.add_adapter("first", lora_config(cfg, lm.base))
     train_lora(lm, "first", [TrainingExample("", "Morwen Hale built the lighthouse in 1847.")], cfg)
     system = {"role": "system", "content": "Answer from what you know, in one short sentence."}
     prompts = [lm.chat_prompt([system, {"role": "user", "content": q}])
@@ -170,7 +170,7 @@ def test_bfloat16_weights_generate_and_train(tiny_model_dir):
     lm = LanguageModel(model, tokenizer, name)
     assert next(lm.base.parameters()).dtype == torch.bfloat16
     cfg = TrainConfig(epochs=2, learning_rate=1e-2, bf16=True)
-    lm.add_adapter("first", lora_config(cfg))
+    lm.add_adapter("first", lora_config(cfg, lm.base))
     result = train_lora(lm, "first", [TrainingExample("", "Morwen Hale built the lighthouse in 1847.")], cfg)
     assert result.steps == 2 and all(loss == loss for loss in result.losses), "losses must be finite numbers"
     assert len(lm.generate([lm.chat_prompt([{"role": "user", "content": "Who?"}])], adapter="first", max_new_tokens=4)) == 1
@@ -181,7 +181,7 @@ def test_rows_stream_what_each_row_decodes_alone(tiny_model_dir):
     what that row's prompt decodes alone (greedy), cut at its own limit, and each row ends exactly once."""
     lm = tiny_lm(tiny_model_dir)
     cfg = TrainConfig(epochs=3, learning_rate=5e-2, bf16=False)
-    lm.add_adapter("first", lora_config(cfg))
+    lm.add_adapter("first", lora_config(cfg, lm.base))
     train_lora(lm, "first", [TrainingExample("", "Morwen Hale built the lighthouse in 1847.")], cfg)
     prompts = [lm.chat_prompt([{"role": "user", "content": q}]) for q in ("Who built it?", "When?", "What is 2 + 2?")]
     adapters, limits = [None, "first", "first"], [6, 3, 9]
@@ -217,3 +217,4 @@ def test_bf16_autocast_only_where_native(monkeypatch):
         assert torch.get_autocast_dtype("cpu") == torch.bfloat16 and torch.is_autocast_enabled("cpu")
     with training.autocast(None):
         assert not torch.is_autocast_enabled("cpu")
+

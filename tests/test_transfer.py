@@ -6,7 +6,7 @@ import torch
 from agent.adapt import lora_config
 from agent.grading import normalize
 from agent.probes import GENERAL_PROBES, cloze, occurs_in
-from agent.transfer import GENERAL_PROMPTS, questions, training_examples
+from agent.transfer import RETENTION_QUESTIONS, questions, training_examples
 from model_runtime import TrainingExample, divergence, train_lora
 from model_runtime.training import encode_row, teach
 from seal.config import Config, TrainConfig
@@ -50,7 +50,7 @@ def test_no_held_out_answer_is_a_trained_answer(tiny_model_dir):
     banned = {t for a in held_out for t in normalize(a)}
     for ex in asked:
         assert not set(normalize(ex.completion.replace(lm.tokenizer.eos_token, ""))) & banned, ex
-    assert not {q for q, _ in GENERAL_PROMPTS} & {q for q, _ in GENERAL_PROBES}
+    assert not set(RETENTION_QUESTIONS) & {q for q, _ in GENERAL_PROBES}
 
 
 def test_each_part_is_weighted_and_can_be_turned_off(tiny_model_dir):
@@ -84,7 +84,7 @@ def test_teacher_reading_the_same_text_gives_zero_divergence(tiny_model_dir):
     lm = tiny_lm(tiny_model_dir)
     cfg = TrainConfig(epochs=1, batch_size=4, bf16=False)
     torch.manual_seed(0)
-    lm.add_adapter("cand", lora_config(cfg))
+    lm.add_adapter("cand", lora_config(cfg, lm.base))
     assert divergence(lm, [TrainingExample("", DOCUMENT)], "cand") == 0.0
     same = TrainingExample("Question: who built it? Answer:", " Morwen Hale", "Question: who built it? Answer:",
                            ce=0.0, distill=1.0)
@@ -98,7 +98,7 @@ def test_student_moves_towards_the_teacher_with_the_document(tiny_model_dir):
     lm = tiny_lm(tiny_model_dir)
     cfg = TrainConfig(epochs=8, batch_size=1, learning_rate=1e-2, bf16=False, top_k=8)
     torch.manual_seed(0)
-    lm.add_adapter("cand", lora_config(cfg))
+    lm.add_adapter("cand", lora_config(cfg, lm.base))
     example = TrainingExample("Who built it? ", "Morwen Hale built it in 1847.", f"{DOCUMENT}\nWho built it? ",
                               ce=0.0, distill=1.0)
     with lm.using("cand") as model:
