@@ -74,9 +74,9 @@ class TrainConfig:
                              "reading the same text).", 1.0)
     max_questions: int = _help("distill: most questions built per document.", 8)
     top_k: int = _help("distill: teacher tokens kept per position (the rest of its distribution counts as one bucket).", 32)
-    modules: str = _help("Projections a knowledge adapter trains: mlp (the feed-forward ones of every block, where a "
-                         "transformer stores facts; how it attends and answers is left alone) or all (every linear "
-                         "projection of the blocks). Policy and task adapters train all.", "mlp")
+    modules: str = _help("Projections a knowledge adapter trains: all (every linear projection of the blocks) or mlp "
+                         "(the feed-forward ones only: it drifts less from the base model and learns less). Policy and "
+                         "task adapters train all.", "all")
     rank: int = _help("LoRA rank.", 16)
     alpha: int = _help("LoRA alpha.", 32)
     dropout: float = _help("LoRA dropout.", 0.0)
