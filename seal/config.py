@@ -71,7 +71,7 @@ class TrainConfig:
                              "sentences before it).", 1.0)
     retention: float = _help("distill: weight of staying with the parent version along the base model's own answers "
                              "to 48 general questions and on replayed earlier material (the teacher is the parent, "
-                             "reading the same text).", 1.0)
+                             "reading the same text).", 0.35)
     max_questions: int = _help("distill: most questions built per document.", 8)
     top_k: int = _help("distill: teacher tokens kept per position (the rest of its distribution counts as one bucket).", 32)
     modules: str = _help("Projections a knowledge adapter trains: all (every linear projection of the blocks) or mlp "
