@@ -10,6 +10,7 @@ follows it. Errors are JSON in OpenAI's shape: {"error": {"message", "type", "pa
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import threading
 import time
@@ -125,7 +126,8 @@ class Guard:
         await (refusal or self.app)(scope, receive, send)
 
     def refusal(self, headers: Headers) -> JSONResponse | None:
-        if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
+        given = headers.get("authorization", "").encode()
+        if self.api_key is not None and not hmac.compare_digest(given, f"Bearer {self.api_key}".encode()):
             return _error(401, "missing or wrong API key: send `Authorization: Bearer KEY`", code="invalid_api_key")
         length = headers.get("content-length")
         if length is None and "chunked" in headers.get("transfer-encoding", ""):

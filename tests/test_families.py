@@ -159,7 +159,7 @@ def test_a_knowledge_adapter_trains_the_feed_forward_projections_of_each_family(
 
     lm = LanguageModel(*loading.load(ModelConfig(path=str(build_family(tmp_path, family))), tmp_path)[:2])
     assert mlp_modules(lm.base) == expected
-    lm.add_adapter("knowledge", lora_config(TrainConfig(), lm.base))
+    lm.add_adapter("knowledge", lora_config(TrainConfig(modules="mlp"), lm.base))
     lm.add_adapter("policy", lora_config(TrainConfig(modules="all"), lm.base))
     assert mlp_modules(lm.base) == expected  # the same once LoRA layers wrap them
     layers = lambda adapter: {".".join(name.split(".lora_A.")[0].split(".")[-2:])
