@@ -6,8 +6,8 @@ the teacher and the candidate reading nothing is the student, on four parts, eac
   is asked in, answered with the sentence that states the fact (the teacher reads the document first) ·
   the document's sentences, each alone (the teacher reads the sentences before it);
 and a retention part: the base model's own answers to 48 general questions, and replayed earlier material,
-on which the teacher is the parent reading the same text. No question is built on a sentence that holds the answer of a probe or of a
-benchmark's question (`held_out`)."""
+on which the teacher is the parent reading the same text. No question is built on a sentence that holds the
+answer of a probe or of a benchmark's question (`held_out`)."""
 
 from __future__ import annotations
 
