@@ -66,7 +66,7 @@ def adapt(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
     doc = ws.store.document(self_edit.document_id)
     replay = ws.store.replay_sequences(ws.store.lineage(parent), cfg.replay, cfg.seed + self_edit.id)
     examples = training_examples(lm, doc.title, doc.text, self_edit.format, self_edit.text,
-                                 [p.answer for p in doc.probes], replay, ws.config)
+                                 [p.answer for p in doc.probes], replay, ws.config, ws.engine)
     result = train_lora(lm, name, examples, cfg, max_tokens=ws.config.self_edit.max_sequence_tokens)
 
     # Saved for verify, which loads it into the generation engine (in process, or on the server).

@@ -17,7 +17,7 @@ from agent import prompts
 from agent.answer import base_answers
 from agent.generate import document_sequences, self_edit_items
 from agent.probes import answer_spans, document_sentences, occurs_in
-from model_runtime import LanguageModel, TrainingExample
+from model_runtime import Engine, LanguageModel, TrainingExample
 from seal.config import Config
 
 # Retention: general questions, none of them in verify's general-ability set. The candidate keeps its parent's
@@ -68,10 +68,11 @@ def questions(document: str, held_out: list[str], n: int) -> list[tuple[str, str
 
 
 def training_examples(lm: LanguageModel, title: str, document: str, format: str, self_edit: str,
-                      held_out: list[str], replay: list[list[str]], cfg: Config) -> list[TrainingExample]:
+                      held_out: list[str], replay: list[list[str]], cfg: Config,
+                      engine: Engine | None = None) -> list[TrainingExample]:
     """What a candidate trains on for `document` (see the module's docstring): `held_out` are the answers of
     its probes (and of a benchmark's questions), `replay` the [prompt, completion] sequences of earlier
-    committed material."""
+    committed material; `engine` decodes the base model's answers for retention (default: `lm`)."""
     t = cfg.train
     passage = document_sequences(lm, document, cfg.self_edit)
     items = self_edit_items(lm, format, self_edit, document, cfg.self_edit)
@@ -90,7 +91,7 @@ def training_examples(lm: LanguageModel, title: str, document: str, format: str,
         [TrainingExample(heading, s, heading + "\n".join(sentences[:i]) + "\n", ce=0.0, distill=t.sentences)
          for i, s in enumerate(sentences) if i],
         [TrainingExample(chat(q), f"{a}{end}", chat(q), ce=0.0, distill=t.retention)
-         for q, a in zip(RETENTION_QUESTIONS, base_answers(lm, RETENTION_QUESTIONS, cfg.verify.answer_tokens))],
+         for q, a in zip(RETENTION_QUESTIONS, base_answers(engine or lm, RETENTION_QUESTIONS, cfg.verify.answer_tokens))],
         [TrainingExample(p, c, p, ce=0.0, distill=t.retention) for p, c in replay],
     ]
     weights = [t.passage, t.self_edit, t.questions or t.answer_ce, t.sentences, t.retention, t.retention]
