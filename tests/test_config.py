@@ -17,10 +17,10 @@ def test_defaults_are_valid():
 def test_every_problem_is_reported_at_once():
     """One ConfigError names each bad setting, so a user fixes them all in one go."""
     with pytest.raises(ConfigError) as err:
-        config.from_dict({"train": {"epochs": 0, "loss_on": "prompt"}, "self_edit": {"format": "poem"},
+        config.from_dict({"train": {"epochs": 0, "loss_on": "prompt", "modules": "attention"}, "self_edit": {"format": "poem"},
                           "verify": {"bogus": 1}, "model": {"dtype": 3}})
     message = str(err.value)
-    for needle in ("train.epochs = 0", "train.loss_on = 'prompt'", "self_edit.format = 'poem'",
+    for needle in ("train.epochs = 0", "train.loss_on = 'prompt'", "train.modules = 'attention'", "self_edit.format = 'poem'",
                    "verify.bogus: unknown setting", "model.dtype = 3: must be str"):
         assert needle in message, f"{needle!r} missing from: {message}"
 
