@@ -160,7 +160,8 @@ def learn(ws: Workspace, item: DocumentInput, saver: SqliteSaver, resume: bool =
     not learned again; with `resume`, an interrupted run of it continues from its checkpoint. None: `stop`
     paused it between stages."""
     with learning(ws):
-        doc, _ = ws.store.add_document(item.text, item.source, item.title)
+        doc, _ = ws.store.add_document(item.text, item.source, item.title,
+                                       passage_words=ws.config.ingest.passage_words)
         version = ws.store.version_of_document(doc.id)
         if doc.status == "committed" and version in ws.store.lineage(ws.store.active("knowledge")):
             return IngestResult(doc.id, item.source, doc.title, "known", version, None, None,

@@ -76,7 +76,8 @@ def collect(ws: Workspace, documents: list[DocumentInput]) -> Iterator[IngestRes
     with checkpointer(ws) as saver:
         for item in documents:
             with learning(ws):
-                doc, _ = ws.store.add_document(item.text, item.source, item.title)
+                doc, _ = ws.store.add_document(item.text, item.source, item.title,
+                                               passage_words=ws.config.ingest.passage_words)
                 if item.questions and not ws.store.probes(doc.id):
                     ws.store.set_probes(doc.id, [(q, a, "supplied") for q, a in item.questions])
                 if doc.status != "committed":

@@ -39,7 +39,12 @@ def answer_messages(question: str) -> list[dict[str, str]]:
 def open_book_messages(document: str, question: str) -> list[dict[str, str]]:
     """The question with the document in context: the upper bound a retrieval system would reach."""
     return [{"role": "system", "content": ANSWER_SYSTEM},
-            {"role": "user", "content": f"{document.strip()}\n\n{question}"}]
+            {"role": "user", "content": with_passages([document], question)}]
+
+
+def with_passages(passages: list[str], question: str) -> str:
+    """A question with retrieved passages before it (none: the question alone)."""
+    return "\n\n".join([*(p.strip() for p in passages), question])
 
 
 def self_edit_messages(format: str, document: str) -> list[dict[str, str]]:

@@ -133,7 +133,8 @@ def work(ws: Workspace, job: Job, stop: Event) -> bool:
                 result = asdict(learned)
         else:
             item = DocumentInput(job.source, job.title, job.text, tuple(tuple(qa) for qa in job.questions))
-            doc, _ = ws.store.add_document(item.text, item.source, item.title)
+            doc, _ = ws.store.add_document(item.text, item.source, item.title,
+                                           passage_words=ws.config.ingest.passage_words)
             ws.store.start_job(job.id, doc.id)
             with checkpointer(ws) as saver:
                 outcome = learn(ws, item, saver, resume=interrupted, stop=stop)

@@ -31,12 +31,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters_store import parse_version
+from agent.answer import prepared
 from agent.ingest import DocumentInput, check_text, title_of
 from agent.runtime import submit
 from agent.versions import list_versions, resolve, rollback
 from agent.workspace import Workspace
 from api.batcher import Batcher, Busy, DecodeRequest
-from memory import Job
+from memory import Hit, Job
 from seal.errors import InputError, NotFoundError, SealError
 
 MODEL = "seal"
@@ -74,6 +75,8 @@ class Sampling(BaseModel):
 
 class ChatRequest(Sampling):
     messages: list[Message] = Field(min_length=1, max_length=256)
+    # SEAL's extension: what the answer draws on (`agent.answer.CONTEXTS`); unset: the server's answer.context.
+    context: Literal["none", "retrieve", "both"] | None = None
 
 
 class CompletionRequest(Sampling):
@@ -222,9 +225,13 @@ def create_app(ws: Workspace, api_key: str | None = None, max_tokens_limit: int 
         return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
 
     async def respond(request: Request, kind: str, body: Sampling, to: tuple[str, int | None], prompt: str,
-                      max_tokens: int, log: str | None) -> Any:
-        """One completion from target `to`, whole or as server-sent events; `log`: the user turn to log. A
-        client that goes away stops its decoding."""
+                      max_tokens: int, log: str | None, passages: list[Hit] | None = None) -> Any:
+        """One completion from target `to`, whole or as server-sent events; `log`: the user turn to log;
+        `passages`: those retrieved into the prompt, listed in the response (and its first chunk). A client
+        that goes away stops its decoding."""
+        found = {} if passages is None else {"passages": [
+            {"document_id": h.document_id, "passage_id": h.passage_id, "title": h.title, "position": h.position}
+            for h in passages]}
         model, number = to
         ident, created = f"{kind}-{uuid.uuid4().hex[:24]}", int(time.time())
         chat = kind == "chatcmpl"
@@ -242,7 +249,7 @@ def create_app(ws: Workspace, api_key: str | None = None, max_tokens_limit: int 
                           else {"index": 0, "text": text, "logprobs": None})
                 return {"id": ident, "object": "chat.completion" if chat else "text_completion", "created": created,
                         "model": model, "choices": [{**choice, "finish_reason": finish(text)}],
-                        "usage": usage(prompt, text)}
+                        "usage": usage(prompt, text), **found}
 
             async def watch() -> None:
                 while not await request.is_disconnected():
@@ -265,7 +272,7 @@ def create_app(ws: Workspace, api_key: str | None = None, max_tokens_limit: int 
                 else:
                     choice = {"index": 0, "text": delta or "", "logprobs": None, "finish_reason": reason}
                 return "data: " + json.dumps({"id": ident, "object": obj, "created": created, "model": model,
-                                              "choices": [choice]}) + "\n\n"
+                                              "choices": [choice], **(found if role else {})}) + "\n\n"
 
             if chat:
                 yield chunk(None, role=True)
@@ -294,11 +301,20 @@ def create_app(ws: Workspace, api_key: str | None = None, max_tokens_limit: int 
 
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatRequest, request: Request) -> Any:
-        to = target(body.model)
-        messages = [m.model_dump() for m in body.messages]
+        model, number = target(body.model)
+        messages = [m.model_dump(exclude={"context"}) for m in body.messages]
+        user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), None)
+        context = body.context or ws.config.answer.context
+        hits = None
+        if context != "none":
+            if number is None or user is None:
+                raise ApiError(400, f"context {context!r} needs a `seal` model and a user message "
+                                    "(a loaded adapter answers closed-book only)", param="context")
+            messages, number, hits = await run_in_threadpool(prepared, ws, messages, context, number)
+            model = f"{MODEL}@v{number}"
         prompt = ws.engine.chat_prompt(messages)
-        user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-        return await respond(request, "chatcmpl", body, to, prompt, limit(body.max_tokens, 256), user)
+        return await respond(request, "chatcmpl", body, (model, number), prompt, limit(body.max_tokens, 256),
+                             user or "", hits)
 
     @app.post("/v1/completions")
     async def completions(body: CompletionRequest, request: Request) -> Any:

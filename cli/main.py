@@ -8,11 +8,14 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from memory import Hit
 
 from seal import config as seal_config
 from seal.errors import SealError
@@ -140,29 +143,49 @@ def ingest(
 
 @app.command()
 def ask(
-    question: Annotated[str, typer.Argument(help="The question, answered closed-book.")],
-    as_json: Annotated[bool, typer.Option("--json", help='Print {"answer", "version"}.')] = False,
+    question: Annotated[str, typer.Argument(help="The question.")],
+    context: Annotated[str | None, typer.Option(help="Answer from: none (learned weights, closed-book), retrieve "
+                                                     "(retrieved passages, base model), both. Default: answer.context.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help='Print {"answer", "version", "passages"}.')] = False,
 ) -> None:
-    """Answer one question with the active knowledge version (greedy)."""
+    """Answer one question with the active knowledge version, retrieved passages, or both (greedy)."""
     from agent.answer import ask as ask_question
 
-    answer, version = ask_question(_workspace(), question)
+    answer = ask_question(_workspace(), question, context)
     if as_json:
-        _print_json({"answer": answer, "version": version})
+        _print_json({"answer": answer.text, "version": answer.version, "passages": _passages(answer.passages)})
     else:
-        console.print(answer)
+        console.print(answer.text)
+        _print_sources(answer.passages)
+
+
+def _passages(hits: list[Hit]) -> list[dict[str, Any]]:
+    return [{"document_id": h.document_id, "passage_id": h.passage_id, "title": h.title, "position": h.position,
+             "score": round(h.score, 6)} for h in hits]
+
+
+def _print_sources(hits: list[Hit]) -> None:
+    if hits:
+        console.print("[dim]from: " + "; ".join(f"{h.title} (document {h.document_id}, passage {h.position + 1})"
+                                                for h in hits) + "[/]")
 
 
 @app.command()
-def chat() -> None:
+def chat(
+    context: Annotated[str | None, typer.Option(help="Answer from: none (learned weights, closed-book), retrieve "
+                                                     "(retrieved passages, base model), both. Default: answer.context.")] = None,
+) -> None:
     """Chat with the continually updated model. /versions, /rollback vN, /learn TEXT, /quit."""
     from agent.answer import chat as chat_reply
+    from agent.answer import context_of
     from agent.ingest import DocumentInput, check_text
     from agent.ingest import ingest as run_ingest
     from agent.versions import resolve, rollback
 
     ws = _workspace(progress=True)
-    console.print(f"[dim]knowledge v{ws.store.active('knowledge')} · /versions /rollback vN /learn TEXT /quit[/]")
+    context = context_of(ws, context)
+    console.print(f"[dim]knowledge v{ws.store.active('knowledge')} · context {context} · "
+                  "/versions /rollback vN /learn TEXT /quit[/]")
     history: list[dict[str, str]] = []
     while True:
         try:
@@ -190,10 +213,12 @@ def chat() -> None:
                 history.append({"role": "user", "content": line})
                 console.print("[bold blue]seal>[/] ", end="")
                 reply = []
-                for piece in chat_reply(ws, history):
+                answer, pieces = chat_reply(ws, history, context)
+                for piece in pieces:
                     reply.append(piece)
                     console.print(piece, end="", highlight=False, markup=False)
                 console.print()
+                _print_sources(answer.passages)
                 history.append({"role": "assistant", "content": "".join(reply).strip()})
                 history = history[-8:]
         except SealError as e:

@@ -13,6 +13,13 @@ def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def described(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Whether these models describe a schema object (Alembic's include_object): all but the full-text index
+    over passages, which migration 0006 builds in each database's own SQL (SQLite's FTS5 table and its shadow
+    tables, PostgreSQL's generated tsvector column and its GIN index)."""
+    return not (name or "").startswith("passages_fts") and name not in ("search", "ix_passages_search")
+
+
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
 
@@ -30,6 +37,18 @@ class Document(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | committed | rejected | collected
     created_at: Mapped[datetime] = mapped_column(default=now)
     probes: Mapped[list[Probe]] = relationship(back_populates="document", order_by="Probe.id")
+
+
+class Passage(Base):
+    """A piece of a document cut along its structure (`memory.passages`), written with the document; the
+    store's full-text index over them (SQLite FTS5, PostgreSQL tsvector) is what retrieval searches."""
+
+    __tablename__ = "passages"
+    __table_args__ = (UniqueConstraint("document_id", "position"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int]  # 0, 1, ... in the document
+    text: Mapped[str] = mapped_column(Text)
 
 
 class Probe(Base):

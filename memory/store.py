@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,14 +16,39 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event, func, select, update
+from sqlalchemy import bindparam, create_engine, event, func, select, update
+from sqlalchemy import text as sql
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, defer, selectinload, sessionmaker
 
-from memory.schema import Active, Base, ChatTurn, Document, Event, Job, Probe, SelfEdit, Tag, Trial, Version, now
+from memory.passages import PASSAGE_WORDS, split_passages
+from memory.schema import Active, Base, ChatTurn, Document, Event, Job, Passage, Probe, SelfEdit, Tag, Trial, Version, now
 from seal.errors import ConfigError, InputError, NotFoundError
 from seal.failpoints import failpoint
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A passage found by `Store.search`, with its score (higher is better; comparable within one search)."""
+
+    passage_id: int
+    document_id: int
+    title: str
+    position: int
+    text: str
+    score: float
+
+
+# Words a search ignores: they would match nearly every passage (PostgreSQL's English configuration drops them
+# too; SQLite's FTS5 has no stop words of its own).
+STOPWORDS = frozenset(
+    "a about above after again against all am an and any are as at be because been before being below between "
+    "both but by can could did do does doing down during each few for from further had has have having he her "
+    "here hers herself him himself his how i if in into is it its itself just me more most my myself no nor not "
+    "now of off on once only or other our ours ourselves out over own same she should so some such than that the "
+    "their theirs them themselves then there these they this those through to too under until up very was we "
+    "were what when where which while who whom why will with would you your yours yourself yourselves".split())
 
 
 def content_sha256(text: str) -> str:
@@ -129,8 +156,11 @@ class Store:
 
     # ---- documents and probes -------------------------------------------------------------------
 
-    def add_document(self, text: str, source: str, title: str, kind: str = "document") -> tuple[Document, bool]:
-        """The document (or task) with this content, and whether it was new."""
+    def add_document(self, text: str, source: str, title: str, kind: str = "document",
+                     passage_words: int = PASSAGE_WORDS) -> tuple[Document, bool]:
+        """The document (or task) with this content, and whether it was new. A new document's passages
+        (`split_passages`, at most `passage_words` words each) are written, and indexed for search, in the
+        same transaction."""
         sha = content_sha256(text)
         with self.session() as s:
             found = s.scalar(select(Document).where(Document.sha256 == sha))
@@ -139,7 +169,48 @@ class Store:
             doc = Document(sha256=sha, kind=kind, source=source[:1024], title=title[:256], text=text)  # the columns' sizes
             s.add(doc)
             s.flush()
+            if kind == "document":
+                s.add_all(Passage(document_id=doc.id, position=i, text=p)
+                          for i, p in enumerate(split_passages(text, passage_words)))
             return doc, True
+
+    def passages(self, document_id: int) -> list[Passage]:
+        with self.session() as s:
+            return list(s.scalars(select(Passage).where(Passage.document_id == document_id).order_by(Passage.position)))
+
+    def retrievable_documents(self, version: int) -> list[int]:
+        """The documents retrieval answers from, for knowledge version `version`: those its lineage learned and
+        those the gate rejected (read, though not learned). A rollback so drops the documents of the versions
+        it leaves from both memories, until they are ingested again; pending, collected and task documents
+        are never retrieved."""
+        return sorted(set(self.learned_documents(self.lineage(version))) | set(self.rejected_documents()))
+
+    def search(self, query: str, k: int, documents: list[int]) -> list[Hit]:
+        """The `k` passages of `documents` that best match `query` by the database's own full-text search
+        (SQLite: FTS5 with BM25; PostgreSQL: tsvector with ts_rank), best first. Any word of the query may
+        match but the commonest English words (`STOPWORDS`, on both backends); none matching gives no hits."""
+        words = [w for w in dict.fromkeys(w.lower() for w in re.findall(r"[^\W_]+", query)) if w not in STOPWORDS]
+        if not words or not documents or k < 1:
+            return []
+        with self.session() as s:
+            if s.bind.dialect.name == "sqlite":
+                rows = s.execute(sql(
+                    "SELECT p.id, p.document_id, p.position, p.text, -bm25(passages_fts) AS score "
+                    "FROM passages_fts JOIN passages p ON p.id = passages_fts.rowid "
+                    "WHERE passages_fts MATCH :query AND p.document_id IN :documents "
+                    "ORDER BY bm25(passages_fts), p.id LIMIT :k").bindparams(bindparam("documents", expanding=True)),
+                    {"query": " OR ".join(f'"{w}"' for w in words), "documents": documents, "k": k})
+            else:
+                rows = s.execute(sql(
+                    "SELECT p.id, p.document_id, p.position, p.text, ts_rank(p.search, q) AS score "
+                    "FROM passages p, to_tsquery('english', :query) q "
+                    "WHERE p.search @@ q AND p.document_id IN :documents "
+                    "ORDER BY score DESC, p.id LIMIT :k").bindparams(bindparam("documents", expanding=True)),
+                    {"query": " | ".join(words), "documents": documents, "k": k})
+            found = rows.all()
+            titles = dict(s.execute(select(Document.id, Document.title)
+                                    .where(Document.id.in_({r.document_id for r in found}))).all()) if found else {}
+            return [Hit(r.id, r.document_id, titles[r.document_id], r.position, r.text, float(r.score)) for r in found]
 
     def document(self, document_id: int) -> Document:
         with self.session() as s:

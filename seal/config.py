@@ -121,6 +121,16 @@ class PolicyConfig:
 @dataclass(frozen=True, kw_only=True)
 class IngestConfig:
     max_document_bytes: int = _help("Largest document accepted, in bytes.", 20_000)
+    passage_words: int = _help("Most words in one passage: documents are cut along their headings and paragraphs "
+                               "into passages of this size, which retrieval finds.", 160)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnswerConfig:
+    context: str = _help("What `seal ask`, `seal chat` and the API answer from: none (the learned weights alone, "
+                         "closed-book), retrieve (the best-matching passages of ingested documents in context, base "
+                         "model), both (those passages in context with the knowledge version).", "none")
+    passages: int = _help("Passages retrieval puts in context.", 3)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -159,6 +169,7 @@ class Config:
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    answer: AnswerConfig = field(default_factory=AnswerConfig)
     run: RunConfig = field(default_factory=RunConfig)
     remote: RemoteConfig = field(default_factory=RemoteConfig)
     tasks: TasksConfig = field(default_factory=TasksConfig)
@@ -183,6 +194,7 @@ def _problems(cfg: Config) -> list[str]:
                         ("self_edit.max_sequences", s.max_sequences), ("train.rank", t.rank),
                         ("train.alpha", t.alpha), ("train.epochs", t.epochs), ("train.batch_size", t.batch_size),
                         ("verify.answer_tokens", v.answer_tokens), ("ingest.max_document_bytes", i.max_document_bytes),
+                        ("ingest.passage_words", i.passage_words), ("answer.passages", cfg.answer.passages),
                         ("policy.epochs", pol.epochs), ("policy.batch_size", pol.batch_size),
                         ("tasks.k", cfg.tasks.k), ("tasks.value_tokens", cfg.tasks.value_tokens),
                         ("tasks.max_train_tokens", cfg.tasks.max_train_tokens), ("tasks.held_out", cfg.tasks.held_out),
@@ -203,6 +215,8 @@ def _problems(cfg: Config) -> list[str]:
         p.append(f"train.learning_rate = {t.learning_rate}: must be in (0, 1)")
     if t.loss_on not in ("completion", "all"):
         p.append(f"train.loss_on = {t.loss_on!r}: use 'completion' or 'all'")
+    if cfg.answer.context not in ("none", "retrieve", "both"):
+        p.append(f"answer.context = {cfg.answer.context!r}: use 'none', 'retrieve' or 'both'")
     if t.modules not in ("mlp", "all"):
         p.append(f"train.modules = {t.modules!r}: use 'mlp' or 'all'")
     if t.objective not in ("distill", "ce"):

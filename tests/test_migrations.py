@@ -6,7 +6,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
 from memory import Store
-from memory.schema import Base
+from memory.schema import Base, described
 
 
 def test_migrations_create_exactly_the_models_schema(database_url):
@@ -14,7 +14,8 @@ def test_migrations_create_exactly_the_models_schema(database_url):
     store = Store(database_url)
     assert store.revision() == Store.head()
     with store.engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(connection, opts={"include_object": described}),
+                                Base.metadata)
     assert diff == [], f"models and migrations differ; add a revision: {diff}"
     store.close()
 
@@ -48,4 +49,7 @@ def test_first_released_schema_keeps_its_rows(database_url):
     [version] = store.versions()
     assert (version.number, version.documents, version.pruned) == (1, [1], False)
     assert store.tags() == {}
+    # Revision 0006 cut the document into passages and indexed them for search.
+    assert [p.text for p in store.passages(1)] == ["Quellmoor has violet sand."]
+    assert [h.document_id for h in store.search("Which sand is violet?", 3, [1])] == [1]
     store.close()
