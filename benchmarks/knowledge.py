@@ -2,7 +2,10 @@
 
 For each passage, every condition starts from the same base model and is asked the passage's questions
 closed-book (greedy, the runtime's answer prompt and grader):
-  no adaptation · passage in context (the retrieval upper bound) · LoRA on the passage only ·
+  no adaptation · passage in context (the retrieval upper bound) · retrieval: the passages the store's
+  full-text search finds for the question among all the benchmark's passages (never handed the gold one), in
+  context of the base model, and of the adapter the runtime's configuration trains (retrieval + adapter) ·
+  LoRA on the passage only ·
   LoRA on passage + self-edit, for each prompt format, trained as `self_edit.faithful_only` says (with
   --faithful: both as written and with only their faithful sentences kept) · with --pool K, passage + the
   faithful sentences of K self-edits sampled from the same prompt, pooled into one · with --select K, passage +
@@ -11,7 +14,9 @@ closed-book (greedy, the runtime's answer prompt and grader):
   written by each policy version.
 Training is the runtime's own adapt recipe (config `train.*`, no replay: one passage from the base).
 Reported: the mean over passages of per-passage accuracy (the paper's number) and question-level
-accuracy, each with a 95 % interval, and the share of the in-context gap each condition closes.
+accuracy, each with a 95 % interval, and the share of the in-context gap each condition closes; and
+retrieval's recall@k (how often the gold passage is among those retrieved) and the paired differences of
+retrieval + adapter from retrieval alone and from the adapter alone.
 
 Run: seal bench knowledge --data ../shared/data/squad_val.json --n 50
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,12 +43,14 @@ from agent.probes import GENERAL_PROBES, general_examples, make_probes
 from agent.transfer import training_examples
 from benchmarks import report
 from benchmarks.squad import Passage
+from memory import Store
 from memory.store import content_sha256
 from model_runtime import LanguageModel, TrainingExample, divergence, train_lora
 from seal.config import SELF_EDIT_FORMATS, Config, TrainConfig
 from seal.errors import InputError
 
 NONE, IN_CONTEXT, PASSAGE = "no adaptation", "passage in context", "LoRA: passage only"
+RETRIEVAL, BOTH = "retrieval, base model", "retrieval + adapter"
 FAITHFUL = ", faithful sentences only"
 DISTILL = "distill"
 # The parts of the distill objective that --ablate turns off one at a time (train.* weights).
@@ -90,12 +98,27 @@ def candidate_label(label: str, j: int) -> str:
     return f"{label} #{j + 1}"
 
 
+def retrieval_corpus(passages: list[Passage], cfg: Config) -> Callable[[str], list[tuple[int, str]]]:
+    """The benchmark's passages as the corpus of a throwaway store (cut as ingest cuts documents), and a
+    search over all of it: question → [(index of the passage it came from, retrieved text), ...], best first."""
+    store = Store.at_home(Path(tempfile.mkdtemp(prefix="seal-bench-corpus-")))
+    ids = [store.add_document(p.context, f"bench:{i}", p.title, passage_words=cfg.ingest.passage_words)[0].id
+           for i, p in enumerate(passages)]
+    index = {doc_id: i for i, doc_id in reversed(list(enumerate(ids)))}  # a repeated passage: its first index
+    return lambda question: [(index[h.document_id], h.text)
+                             for h in store.search(question, cfg.answer.passages, sorted(index))]
+
+
 def score_passage(lm: LanguageModel, passage: Passage, arms: dict[str, Arm], cfg: Config,
                   selections: dict[str, list[tuple[str, str]]] = {},
-                  general: list[TrainingExample] = []) -> dict[str, Any]:
+                  general: list[TrainingExample] = [],
+                  retrieved: list[list[tuple[int, str]]] | None = None, own: int = 0,
+                  adapter_arm: str = PASSAGE) -> dict[str, Any]:
     """Train one fresh adapter per arm (`Arm`), measure how far each moved from the base along `general`
     (`divergence`; the general-ability set with the base model's answers), then answer the questions under
-    every condition, and the general-ability set under every arm, in one mixed batch and grade them. No
+    every condition, and the general-ability set under every arm, in one mixed batch and grade them.
+    `retrieved`: per question, what retrieval found ((passage index, text), best first; `own` is this
+    passage's index), answered in context by the base model and by `adapter_arm`'s adapter. No
     training question is built on a sentence holding a gold answer. Each selection (label → candidate self-edits, trained
     by cross-entropy as `self_edit.faithful_only` says) trains every candidate, asks each the passage's probe
     questions (made as ingest makes them), and reports the candidate that answers them best (accuracy, then
@@ -135,9 +158,16 @@ def score_passage(lm: LanguageModel, passage: Passage, arms: dict[str, Arm], cfg
     asked = [lm.chat_prompt(prompts.answer_messages(q)) for q, _ in probes]
     general_asked = [lm.chat_prompt(prompts.answer_messages(q)) for q, _ in GENERAL_PROBES] if general else []
     models = [None, *dict.fromkeys(trained[label]["adapter"] for label in trained if label in arms)]
+    found = retrieved or [[] for _ in questions]
+    looked_up = [lm.chat_prompt([{"role": "system", "content": prompts.ANSWER_SYSTEM},
+                                 {"role": "user", "content": prompts.with_passages([t for _, t in hits], q)}])
+                 for q, hits in zip(questions, found)]
+    opened = [IN_CONTEXT, *((RETRIEVAL, BOTH) if retrieved is not None else ())]
     batch = (chat * len(closed) + [lm.chat_prompt(prompts.open_book_messages(passage.context, q)) for q in questions]
-             + asked * len(candidates) + general_asked * len(models))
+             + (looked_up * 2 if retrieved is not None else []) + asked * len(candidates) + general_asked * len(models))
     adapters = ([trained[c]["adapter"] if c in trained else None for c in closed for _ in questions] + [None] * len(questions)
+                + ([None] * len(questions) + [trained[adapter_arm]["adapter"]] * len(questions) if retrieved is not None
+                   else [])
                 + [trained[c]["adapter"] for c in candidates for _ in probes] + [m for m in models for _ in general_asked])
     answers = lm.generate(batch, adapter=adapters, max_new_tokens=cfg.verify.answer_tokens, temperature=0.0)
     said = iter(answers[len(answers) - len(general_asked) * len(models):])
@@ -149,13 +179,16 @@ def score_passage(lm: LanguageModel, passage: Passage, arms: dict[str, Arm], cfg
         lm.delete_adapter(name)
 
     conditions = {}
-    for k, label in enumerate([*closed, IN_CONTEXT]):
+    for k, label in enumerate([*closed, *opened]):
         given = answers[k * len(questions):(k + 1) * len(questions)]
         grades = [grade(a, gold) for a, (_, gold) in zip(given, passage.questions)]
         conditions[label] = {"answers": given, "correct": [g.correct for g in grades], "f1": [round(g.f1, 3) for g in grades],
                              "accuracy": accuracy(grades), **({"general": ability[None]} if label == NONE and ability else {}),
                              **trained.get(label, {})}
-    probed = iter(answers[(len(closed) + 1) * len(questions):len(answers) - len(general_asked) * len(models)])
+        if label in (RETRIEVAL, BOTH):
+            conditions[label] |= {"recalled": [own in {i for i, _ in hits} for hits in found],
+                                  **({"adapter": adapter_arm} if label == BOTH else {})}
+    probed = iter(answers[(len(closed) + len(opened)) * len(questions):len(answers) - len(general_asked) * len(models)])
     for label, edits in selections.items():
         scored = []
         for j in range(len(edits)):
@@ -191,6 +224,16 @@ def summarize(records: list[dict[str, Any]], labels: list[str]) -> list[dict[str
                      "train_tokens": sum(tokens) / len(tokens) if tokens else 0,
                      "drift": statistics.fmean(r["conditions"][label].get("drift") or 0.0 for r in records),
                      "general": mean_of([r["conditions"][label].get("general") for r in records])})
+    for r in rows:
+        if r["condition"] == RETRIEVAL:
+            recalled = [c for rec in records for c in rec["conditions"][RETRIEVAL]["recalled"]]
+            r["recall"] = report.wilson(sum(recalled), len(recalled))
+        if r["condition"] == BOTH:
+            arm = records[0]["conditions"][BOTH]["adapter"]
+            paired = lambda other: report.mean_interval(
+                [rec["conditions"][BOTH]["accuracy"] - rec["conditions"][other]["accuracy"] for rec in records],
+                bounds=(-1.0, 1.0))
+            r["adapter"], r["vs_retrieval"], r["vs_adapter"] = arm, paired(RETRIEVAL), paired(arm)
     none = next(r["passage_mean"][0] for r in rows if r["condition"] == NONE)
     ceiling = next(r["passage_mean"][0] for r in rows if r["condition"] == IN_CONTEXT)
     for r in rows:
@@ -260,7 +303,19 @@ def markdown(summary: list[dict[str, Any]], passages: int, command: str, selecti
                             "vs passage only, points [95% CI]",
                             "token F1 %", "in-context gap closed", "trained tokens / passage",
                             "general ability %", "general drift, millinats / token"], rows)
+            + retrieval_markdown(summary)
             + "".join("\n\n" + selection_markdown(chosen, passages) for chosen in selections))
+
+
+def retrieval_markdown(summary: list[dict[str, Any]]) -> str:
+    found = {s["condition"]: s for s in summary}
+    if RETRIEVAL not in found:
+        return ""
+    both = found[BOTH]
+    return (f"\n\nRetrieval recall@k (the gold passage among those in context): "
+            f"{report.with_interval(*found[RETRIEVAL]['recall'])} %. Retrieval + adapter ({both['adapter']}) vs "
+            f"retrieval alone: {report.with_interval(*both['vs_retrieval'])} points; vs the adapter alone: "
+            f"{report.with_interval(*both['vs_adapter'])} points (paired, per passage, 95 % CI).\n")
 
 
 def plot(summary: list[dict[str, Any]], path: Path, title: str) -> None:
@@ -347,7 +402,9 @@ def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Con
     ce = dataclasses.replace(cfg.train, objective="ce")
     distilled = dataclasses.replace(cfg.train, objective="distill")
     variants = {None: distilled} | {part: dataclasses.replace(distilled, **{part: 0.0}) for part in ablate}
-    labels = [NONE, IN_CONTEXT, PASSAGE, *(label + tag for tag in tags for label in edits),
+    first = next(iter(edits))
+    adapter_arm = distill_label(first) if cfg.train.objective == "distill" else first + tags[0]
+    labels = [NONE, IN_CONTEXT, RETRIEVAL, BOTH, PASSAGE, *(label + tag for tag in tags for label in edits),
               *(distill_label(label, part) for label in edits for part in variants), *pooled, *selected]
 
     def snapshot() -> list[dict[str, Any]]:
@@ -364,6 +421,7 @@ def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Con
 
     summary = snapshot()
     general = general_examples(lm, base_general_answers(lm, cfg.verify.answer_tokens))
+    search = retrieval_corpus(passages, cfg)
     for i in range(len(records), len(passages)):
         progress(i, len(passages), passages[i].title)
         arms = {PASSAGE: Arm(None, "", False, ce)} | {
@@ -372,7 +430,9 @@ def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Con
             for label, e in edits.items() for part, train in variants.items()} | {
             label: Arm(*e[i], True, ce) for label, e in pooled.items()}
         records.append(score_passage(lm, passages[i], arms, cfg, {label: e[i] for label, e in selected.items()},
-                                     general))
+                                     general, [search(q) for q, _ in passages[i].questions],
+                                     next(j for j, p in enumerate(passages) if p.context == passages[i].context),
+                                     adapter_arm))
         summary = snapshot()
     progress(len(passages), len(passages), "done")
     plot(summary, out / f"{stem}.png", f"SQuAD knowledge incorporation, {len(passages)} passages")

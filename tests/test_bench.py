@@ -194,14 +194,20 @@ def test_bench_knowledge_on_tiny_model(home, data, tmp_path, capsys):
     labels = [s["condition"] for s in result["summary"]]
     rewrite, self_qa = (f"LoRA: passage + {f}, faithful sentences only" for f in ("rewrite", "self_qa"))
     distilled = ["distill: passage + rewrite", "distill: passage + self_qa"]
-    assert labels == ["no adaptation", "passage in context", "LoRA: passage only", rewrite, self_qa, *distilled]
+    assert labels == ["no adaptation", "passage in context", "retrieval, base model", "retrieval + adapter",
+                      "LoRA: passage only", rewrite, self_qa, *distilled]
     assert result["complete"] and result["summary"][0]["questions"] == 4
+    retrieval, both = result["summary"][2:4]
+    assert retrieval["recall"][0] == 1.0 and both["adapter"] == distilled[0] and len(both["vs_retrieval"]) == 3
+    assert "Retrieval recall@k" in (out / "knowledge-eval-n2.md").read_text()
     for record in result["records"]:
         assert set(record["conditions"]) == set(labels)
         arms = record["conditions"]
+        # Retrieval searched the corpus for each question.
+        assert len(arms["retrieval, base model"]["recalled"]) == len(record["questions"])
         assert arms[rewrite]["train_tokens"] > 0 and arms[distilled[0]]["train_tokens"] > arms[rewrite]["train_tokens"]
         # Every trained arm is asked the general-ability set and measured for drift from the base model.
-        assert all(0 <= arms[label]["general"] <= 1 and arms[label]["drift"] >= 0 for label in labels[2:])
+        assert all(0 <= arms[label]["general"] <= 1 and arms[label]["drift"] >= 0 for label in labels[4:])
         assert 0 <= arms["no adaptation"]["general"] <= 1
     assert result["git"] and result["machine"]["cpus"] and result["config"]["train"]["rank"] == 16
     assert (out / "knowledge-eval-n2.png").stat().st_size > 0 and "Knowledge incorporation" in stdout
@@ -233,7 +239,7 @@ def test_bench_knowledge_faithful_arm_trains_on_the_same_self_edit_filtered(home
     assert code == 0, err
     result = json.loads((out / "knowledge-eval-n2-faithful.json").read_text())
     whole, filtered = "LoRA: passage + rewrite", "LoRA: passage + rewrite, faithful sentences only"
-    assert [s["condition"] for s in result["summary"]][3:5] == [whole, filtered] and result["arguments"]["faithful"]
+    assert [s["condition"] for s in result["summary"]][5:7] == [whole, filtered] and result["arguments"]["faithful"]
     for record in result["records"]:
         arms = record["conditions"]
         assert arms[filtered]["self_edit"] == arms[whole]["self_edit"]
@@ -254,7 +260,7 @@ def test_bench_knowledge_pool_scores_the_faithful_sentences_of_several_self_edit
     assert code == 0, err
     result = json.loads((out / "knowledge-eval-n2-pool3.json").read_text())
     single, pooled = "LoRA: passage + rewrite, faithful sentences only", "LoRA: passage + rewrite, faithful sentences pooled from 3"
-    assert [s["condition"] for s in result["summary"]][2:] == ["LoRA: passage only", single, "distill: passage + rewrite", pooled]
+    assert [s["condition"] for s in result["summary"]][4:] == ["LoRA: passage only", single, "distill: passage + rewrite", pooled]
     passages = squad.split(squad.load(data), "eval", 2)
     for passage, (fmt, text), record in zip(passages, result["pooled_self_edits"][pooled], result["records"]):
         assert fmt == "rewrite" and all(faithful(s, passage.context) for s in sentences(text))
@@ -283,7 +289,7 @@ def test_bench_knowledge_select_scores_the_candidate_that_answers_its_probes_bes
     result = json.loads((out / "knowledge-eval-n2-select3.json").read_text())
     single = "LoRA: passage + rewrite, faithful sentences only"
     chosen = f"{single}, best of 3 by probes"
-    assert [s["condition"] for s in result["summary"]][2:] == ["LoRA: passage only", single, "distill: passage + rewrite", chosen]
+    assert [s["condition"] for s in result["summary"]][4:] == ["LoRA: passage only", single, "distill: passage + rewrite", chosen]
     assert [s["condition"] for s in result["selections"]] == [chosen]
     assert f"#### {chosen}: which of the 3 candidates" in (out / "knowledge-eval-n2-select3.md").read_text()
     cfg = config.load()
@@ -315,7 +321,7 @@ def test_bench_knowledge_self_edit_arm_follows_the_configured_filter(home, data,
                                 "rewrite", *options, "--out", str(out)], capsys)
         assert code == 0, err
         result = json.loads(next(out.glob("knowledge-*.json")).read_text())
-        return [s["condition"] for s in result["summary"]][2:], result["records"]
+        return [s["condition"] for s in result["summary"]][4:], result["records"]
 
     whole, filtered = "LoRA: passage + rewrite", "LoRA: passage + rewrite, faithful sentences only"
     off = ["--set", "self_edit.faithful_only=false"]
