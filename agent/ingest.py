@@ -3,6 +3,7 @@ checkpointed under the home directory so an interrupted ingest resumes where it 
 
 from __future__ import annotations
 
+import glob
 import sqlite3
 import sys
 import time
@@ -15,6 +16,7 @@ from threading import Event
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph.state import CompiledStateGraph
 
+from agent.formats import READERS, extract, plain_text
 from agent.graph import build_graph
 from agent.workspace import Workspace
 from memory import Document
@@ -44,40 +46,63 @@ class IngestResult:
 
 
 def check_text(raw: bytes, source: str, max_bytes: int) -> str:
-    """The document's text, or an InputError saying why this content cannot be learned."""
-    if len(raw) > max_bytes:
-        raise InputError(f"{source}: {len(raw):,} bytes is over the {max_bytes:,}-byte limit "
-                         "(split it, or raise ingest.max_document_bytes)")
-    if b"\x00" in raw:
-        raise InputError(f"{source}: looks binary (contains NUL bytes); give a UTF-8 .txt or .md file")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise InputError(f"{source}: not valid UTF-8 (byte {e.start}); convert it to UTF-8 first") from e
+    """The text of UTF-8 content, or an InputError saying why it cannot be learned."""
+    check_size(len(raw), source, max_bytes)
+    return checked(plain_text(raw, source)[1], source)
+
+
+def check_size(size: int, source: str, max_bytes: int) -> None:
+    if size > max_bytes:
+        raise InputError(f"{source}: {size / 1e6:,.2f} MB is over the {max_bytes / 1e6:,.2f} MB limit "
+                         "(split it, or raise ingest.max_document_mb)")
+
+
+def checked(text: str, source: str) -> str:
     if not text.strip():
         raise InputError(f"{source}: the document is empty")
     return text.strip()
 
 
 def read_document(path: str, max_bytes: int) -> DocumentInput:
-    """A document from a file path, or from standard input for '-'."""
+    """A document from a file (text, Markdown, PDF, HTML or DOCX: `agent.formats`), or from standard input
+    for '-' (text)."""
     if path == "-":
-        text = check_text(sys.stdin.buffer.read(max_bytes + 1), "<stdin>", max_bytes)
+        title, text = None, check_text(sys.stdin.buffer.read(max_bytes + 1), "<stdin>", max_bytes)
     else:
         file = Path(path)
         if not file.exists():
             raise InputError(f"{path}: no such file")
         if not file.is_file():
-            raise InputError(f"{path}: not a file; give .txt or .md files")
-        if file.stat().st_size > max_bytes:
-            raise InputError(f"{path}: {file.stat().st_size:,} bytes is over the {max_bytes:,}-byte limit "
-                             "(split it, or raise ingest.max_document_bytes)")
+            raise InputError(f"{path}: not a file; give text, Markdown, PDF, HTML or DOCX files, or a folder")
+        check_size(file.stat().st_size, path, max_bytes)
         try:
             raw = file.read_bytes()
         except OSError as e:
             raise InputError(f"{path}: cannot be read ({e.strerror})") from e
-        text = check_text(raw, path, max_bytes)
-    return DocumentInput(source=path, title=title_of(text), text=text)
+        title, text = extract(raw, path, file.suffix.lower())
+        text = checked(text, path)
+    return DocumentInput(source=path, title=(title or "").strip()[:80] or title_of(text), text=text)
+
+
+def expand(paths: list[str]) -> list[str]:
+    """The files that paths name: a folder gives every supported file under it (sorted; hidden ones
+    skipped), a quoted glob pattern the files it matches; '-' and plain files stay as they are."""
+    files: list[str] = []
+    for path in paths:
+        if Path(path).is_dir():
+            found = sorted(str(f) for f in Path(path).rglob("*") if f.is_file() and f.suffix.lower() in READERS
+                           and f.suffix and not any(part.startswith(".") for part in f.relative_to(path).parts))
+            if not found:
+                raise InputError(f"{path}: no .txt, .md, .pdf, .html or .docx files in this folder")
+            files += found
+        elif not Path(path).exists() and glob.has_magic(path):
+            found = sorted(f for f in glob.glob(path, recursive=True) if Path(f).is_file())
+            if not found:
+                raise InputError(f"{path}: matches no files")
+            files += found
+        else:
+            files.append(path)
+    return files
 
 
 def title_of(text: str) -> str:

@@ -64,7 +64,7 @@ def scan_inbox(ws: Workspace) -> list[Job]:
         except FileNotFoundError:  # taken away meanwhile
             continue
         try:
-            item = read_item(str(path), ws.config.ingest.max_document_bytes)
+            item = read_item(str(path), ws.config.ingest.max_bytes)
         except SealError as e:
             ws.store.add_job("inbox", str(path), path.name, "", status="failed", error=str(e))
             file_away(path, folder / "failed", str(e))
@@ -91,7 +91,7 @@ def file_away(path: Path, folder: Path, reason: str = "") -> None:
 def unchanged(ws: Workspace, job: Job) -> bool:
     """Whether an inbox job's file still holds what was queued."""
     try:
-        item = read_item(job.source, ws.config.ingest.max_document_bytes)
+        item = read_item(job.source, ws.config.ingest.max_bytes)
     except SealError:
         return False
     return (dump_task(item) if isinstance(item, Task) else item.text) == job.text

@@ -358,7 +358,7 @@ def create_app(ws: Workspace, api_key: str | None = None, max_tokens_limit: int 
     @app.post("/v1/documents", status_code=202)
     async def documents(body: DocumentRequest) -> dict[str, Any]:
         try:
-            text = check_text(body.text.encode("utf-8"), "text", ws.config.ingest.max_document_bytes)
+            text = check_text(body.text.encode("utf-8"), "text", ws.config.ingest.max_bytes)
         except InputError as e:
             raise ApiError(400, str(e), param="text") from None
         item = DocumentInput(body.source, body.title or title_of(text), text,

@@ -91,12 +91,13 @@ def main_options(
 
 def _read_documents(paths: list[str], qa: Path | None) -> list[Any]:
     """Read and check every input before anything is written; `qa` supplies one document's probe questions."""
-    from agent.ingest import DocumentInput, read_document
+    from agent.ingest import DocumentInput, expand, read_document
     from agent.probes import load_supplied
 
+    paths = expand(paths)
     if qa is not None and len(paths) != 1:
         raise SealError("--qa applies to exactly one document; give documents with their own questions one at a time")
-    documents = [read_document(p, _config().ingest.max_document_bytes) for p in paths]
+    documents = [read_document(p, _config().ingest.max_bytes) for p in paths]
     if qa is not None:
         documents[0] = DocumentInput(documents[0].source, documents[0].title, documents[0].text,
                                      tuple(load_supplied(qa)))
@@ -105,7 +106,8 @@ def _read_documents(paths: list[str], qa: Path | None) -> list[Any]:
 
 @app.command()
 def ingest(
-    paths: Annotated[list[str] | None, typer.Argument(help="Documents (.txt, .md); '-' reads standard input.")] = None,
+    paths: Annotated[list[str] | None, typer.Argument(
+        help="Documents (.txt, .md, .pdf, .html, .docx), folders of them or quoted globs; '-' reads standard input.")] = None,
     qa: Annotated[Path | None, typer.Option(help="Probe questions for a single document: a JSON list of {question, answer}.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Finish interrupted ingests from their last checkpoint.")] = False,
 ) -> None:
@@ -204,7 +206,7 @@ def chat(
                 previous = rollback(ws, resolve(ws, rest))
                 console.print(f"[dim]rolled back from v{previous} to v{ws.store.active('knowledge')}[/]")
             elif command == "/learn":
-                text = check_text(rest.encode("utf-8"), "/learn", ws.config.ingest.max_document_bytes)
+                text = check_text(rest.encode("utf-8"), "/learn", ws.config.ingest.max_bytes)
                 for r in run_ingest(ws, [DocumentInput("chat", text[:80], text)]):
                     console.print(f"[dim]{r.status} · v{r.version} · {_pct(r.new_before)} → {_pct(r.new_after)} · {r.reason}[/]")
             elif command.startswith("/"):
@@ -227,17 +229,20 @@ def chat(
 
 @app.command()
 def submit(
-    paths: Annotated[list[str], typer.Argument(help="Documents (.txt, .md); '-' reads standard input.")],
+    paths: Annotated[list[str], typer.Argument(
+        help="Documents (.txt, .md, .pdf, .html, .docx), folders of them or quoted globs; '-' reads standard input.")],
     qa: Annotated[Path | None, typer.Option(help="Probe questions for a single document: a JSON list of {question, answer}.")] = None,
 ) -> None:
     """Queue documents, and few-shot tasks (.json), for the long-running agent (`seal run`) to learn."""
+    from agent.ingest import expand
     from agent.runtime import read_item
     from agent.runtime import submit as queue
 
+    paths = expand(paths)
     if qa is not None:
         items = _read_documents(paths, qa)
     else:  # read and check every input before anything is queued
-        items = [read_item(p, _config().ingest.max_document_bytes) for p in paths]
+        items = [read_item(p, _config().ingest.max_bytes) for p in paths]
     ws = _workspace()
     for path, item in zip(paths, items):
         job = queue(ws, item, source=path)
@@ -719,7 +724,7 @@ def bench_speed(
         raise SealError("--runs and --decode-repeats must be at least 1, --paper-pad at least 16 and --paper-epochs "
                         "at least 0")
     cfg = _config()
-    document = read_document(str(doc), cfg.ingest.max_document_bytes)
+    document = read_document(str(doc), cfg.ingest.max_bytes)
     document = DocumentInput(document.source, document.title, document.text,
                              tuple(load_supplied(qa or doc.with_suffix(".qa.json"))))
     cfg, lm = _bench_model()
@@ -767,7 +772,7 @@ def _rl_documents(paths: list[str], data: Path | None, split: str, n: int, offse
     if bool(paths) == (data is not None):
         raise SealError("give document paths or --data FILE (SQuAD-shaped JSON), not both and not neither")
     if data is None:
-        return [read_document(p, _config().ingest.max_document_bytes) for p in paths]
+        return [read_document(p, _config().ingest.max_bytes) for p in paths]
     return [DocumentInput(f"squad:{p.title}", p.title, p.context, p.questions)
             for p in squad.split(squad.load(data), split, n, offset)]
 

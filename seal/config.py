@@ -120,9 +120,13 @@ class PolicyConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class IngestConfig:
-    max_document_bytes: int = _help("Largest document accepted, in bytes.", 20_000)
+    max_document_mb: float = _help("Largest document accepted, in megabytes (a file's size; a text's UTF-8 size).", 20.0)
     passage_words: int = _help("Most words in one passage: documents are cut along their headings and paragraphs "
                                "into passages of this size, which retrieval finds.", 160)
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.max_document_mb * 1_000_000)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -193,7 +197,7 @@ def _problems(cfg: Config) -> list[str]:
     for name, value in (("self_edit.k", s.k), ("self_edit.max_new_tokens", s.max_new_tokens),
                         ("self_edit.max_sequences", s.max_sequences), ("train.rank", t.rank),
                         ("train.alpha", t.alpha), ("train.epochs", t.epochs), ("train.batch_size", t.batch_size),
-                        ("verify.answer_tokens", v.answer_tokens), ("ingest.max_document_bytes", i.max_document_bytes),
+                        ("verify.answer_tokens", v.answer_tokens),
                         ("ingest.passage_words", i.passage_words), ("answer.passages", cfg.answer.passages),
                         ("policy.epochs", pol.epochs), ("policy.batch_size", pol.batch_size),
                         ("tasks.k", cfg.tasks.k), ("tasks.value_tokens", cfg.tasks.value_tokens),
@@ -215,6 +219,8 @@ def _problems(cfg: Config) -> list[str]:
         p.append(f"train.learning_rate = {t.learning_rate}: must be in (0, 1)")
     if t.loss_on not in ("completion", "all"):
         p.append(f"train.loss_on = {t.loss_on!r}: use 'completion' or 'all'")
+    if i.max_document_mb <= 0:
+        p.append(f"ingest.max_document_mb = {i.max_document_mb}: must be above 0")
     if cfg.answer.context not in ("none", "retrieve", "both"):
         p.append(f"answer.context = {cfg.answer.context!r}: use 'none', 'retrieve' or 'both'")
     if t.modules not in ("mlp", "all"):

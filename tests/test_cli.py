@@ -26,13 +26,14 @@ def bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "empty file": (["ingest", str(tmp_path / "empty.md")], "empty"),
         "binary file": (["ingest", str(tmp_path / "binary.txt")], "binary"),
         "non-UTF-8 file": (["ingest", str(tmp_path / "latin1.txt")], "UTF-8"),
-        "file over the size limit": (["ingest", str(tmp_path / "big.txt")], "limit"),
+        "file over the size limit": (["--set", "ingest.max_document_mb=0.02", "ingest", str(tmp_path / "big.txt")],
+                                     "over the 0.02 MB limit"),
         "missing path": (["ingest", str(tmp_path / "nope.md")], "no such file"),
         "bad questions file": (["ingest", str(tmp_path / "ok.md"), "--qa", str(tmp_path / "qa.json")], "item 0"),
         "unknown version in rollback": (["versions", "rollback", "v7"], "v7 does not exist"),
         "version name that is a path": (["versions", "rollback", "../x"], "neither a version nor a tag"),
         "invalid config value": (["--set", "train.epochs=0", "ingest", str(tmp_path / "ok.md")], "train.epochs = 0"),
-        "invalid config file value": (["config", "validate"], "ingest.max_document_bytes = -5"),
+        "invalid config file value": (["config", "validate"], "ingest.max_document_mb = -5"),
     }
 
 
@@ -47,7 +48,7 @@ def test_bad_input_gets_one_clear_line_and_changes_nothing(learned, tmp_path, ca
     args, needle = bad_inputs(tmp_path)[case]
     if case == "invalid config file value":
         with open(learned.home / "config.toml", "a") as f:
-            f.write("\n[ingest]\nmax_document_bytes = -5\n")
+            f.write("\n[ingest]\nmax_document_mb = -5\n")
     before = snapshot(learned.home)
     run = learned.run(*args)
     err = run.stderr.decode().strip()
@@ -66,7 +67,7 @@ def test_stdin_and_json_outputs(learned):
     history = json.loads(learned.run("history", "--json").stdout)
     assert [h["version"] for h in history] == [2, 1] and history[0]["source"] == "-"
     answer = json.loads(learned.run("ask", "Who built the Brannock Lighthouse?", "--json").stdout)
-    assert set(answer) == {"answer", "version"} and answer["version"] == 2
+    assert set(answer) == {"answer", "version", "passages"} and answer["version"] == 2 and answer["passages"] == []
     shown = json.loads(learned.run("versions", "show", "v2", "--json").stdout)
     assert shown["lineage"] == [1, 2] and shown["metrics"] == listing["versions"][1]["metrics"]
 
@@ -118,5 +119,5 @@ def test_chat_streams_switches_versions_and_learns(learned, monkeypatch, capsys)
 
 
 def test_db_commands(learned):
-    assert "revision 0005 (newest: 0005)" in learned.run("db", "current").stdout.decode()
+    assert "revision 0006 (newest: 0006)" in learned.run("db", "current").stdout.decode()
     assert learned.run("db", "upgrade").returncode == 0
