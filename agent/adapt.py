@@ -13,6 +13,7 @@ from langgraph.runtime import Runtime
 from peft import LoraConfig
 from transformers.pytorch_utils import Conv1D
 
+from agent.generate import parts_of, passages_of
 from agent.state import IngestState
 from agent.transfer import training_examples
 from agent.workspace import Workspace
@@ -65,8 +66,9 @@ def adapt(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
     # is built on a probe's span.
     doc = ws.store.document(self_edit.document_id)
     replay = ws.store.replay_sequences(ws.store.lineage(parent), cfg.replay, cfg.seed + self_edit.id)
-    examples = training_examples(lm, doc.title, doc.text, self_edit.format, self_edit.text,
-                                 [p.answer for p in doc.probes], replay, ws.config, ws.engine)
+    parts = list(zip(passages_of(ws, doc), [text for _, text in parts_of(self_edit)]))
+    examples = training_examples(lm, doc.title, parts, self_edit.format, [p.answer for p in doc.probes], replay,
+                                 ws.config, ws.engine)
     result = train_lora(lm, name, examples, cfg, max_tokens=ws.config.self_edit.max_sequence_tokens)
 
     # Saved for verify, which loads it into the generation engine (in process, or on the server).

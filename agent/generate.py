@@ -12,7 +12,7 @@ from agent.faithful import faithful, faithful_part, sentences
 from agent.probes import document_sentences, make_probes
 from agent.state import IngestState
 from agent.workspace import Workspace
-from memory import SelfEdit
+from memory import Document, SelfEdit
 from model_runtime import Engine, LanguageModel
 from seal.config import SelfEditConfig
 
@@ -97,27 +97,57 @@ def sample_self_edits(lm: Engine, document: str, cfg: SelfEditConfig, policy_ada
                        seed=seed)
 
 
+def parts_of(edit: SelfEdit) -> list[tuple[str, str]]:
+    """A self-edit passage by passage: (prompt, text) pairs (one for a document of one passage)."""
+    return [(p, t) for p, t in edit.parts] if edit.parts else [(edit.prompt, edit.text)]
+
+
+def passages_of(ws: Workspace, doc: Document) -> list[str]:
+    """The passages a document is learned by (cut when it was stored); the whole text for one stored before."""
+    return [p.text for p in ws.store.passages(doc.id)] or [doc.text]
+
+
 def generate(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
+    """One passage per step (the graph repeats the stage until every passage is done, checkpointed after
+    each, so an interrupted ingest resumes at the passage where it stopped): make sure it has probes, then
+    sample K self-edits of it with the active policy. After the last passage, the K candidates are stored,
+    candidate j made of each passage's j-th self-edit."""
     ws = runtime.context
     cfg = ws.config.self_edit
-    start = time.perf_counter()
     doc = ws.store.document(state["document_id"])
-    seed = document_seed(doc.sha256, cfg.seed)
+    passages = passages_of(ws, doc)
+    drafts = state.get("drafts") or []
+    i, n = len(drafts), len(passages)
+    started = state.get("started") or time.time()
+    seed = document_seed(doc.sha256, cfg.seed) + i
+    policy = state.get("policy", ws.store.active("policy"))
+    where = f"passage {i + 1}/{n}: " if n > 1 else ""
+    if i:
+        eta = (time.time() - started) / i * (n - i)
+        where = f"passage {i + 1}/{n} (about {eta / 60:.0f} min left): "
 
-    # Probes first, so they exist before any training; supplied ones were stored at intake.
-    if not doc.probes:
-        ws.progress("generate", "writing probe questions")
-        ws.store.set_probes(doc.id, make_probes(ws.engine, doc.text, ws.config.verify.generated_probes, seed))
+    # Probes first, so they exist before any training; supplied ones were stored at intake, for the whole
+    # document. A document without them gets them passage by passage.
+    supplied = any(p.passage is None for p in doc.probes)
+    if (not doc.probes) if n == 1 else (not supplied and not any(p.passage == i for p in doc.probes)):
+        ws.progress("generate", f"{where}writing probe questions")
+        ws.store.set_probes(doc.id, make_probes(ws.engine, passages[i], ws.config.verify.generated_probes, seed),
+                            passage=i if n > 1 else None)
 
-    # Sample K self-edits with the active policy version (the base model until a policy update).
-    ws.progress("generate", f"sampling {cfg.k} self-edit(s) ({cfg.format})")
-    policy = ws.store.active("policy")
-    prompt, texts = sample_self_edits(ws.engine, doc.text, cfg, ws.attach("policy", policy), seed)
+    # Sample K self-edits of this passage with the active policy version (the base model until a policy update).
+    ws.progress("generate", f"{where}sampling {cfg.k} self-edit(s) ({cfg.format})")
+    prompt, texts = sample_self_edits(ws.engine, passages[i], cfg, ws.attach("policy", policy), seed)
+    step = {"drafts": [[prompt, texts]], "passages": n, "started": started, "policy": policy}
+    if i + 1 < n:
+        return step
+    drafts = [*drafts, [prompt, texts]]
     rows = ws.store.add_self_edits([
-        SelfEdit(document_id=doc.id, policy_version=policy, format=cfg.format, prompt=prompt, text=text,
-                 sequences=training_sequences(ws.lm, cfg.format, text, doc.text, cfg))
-        for text in texts])
-
-    ws.store.add_event("stage", doc.id, {"stage": "generate", "seconds": time.perf_counter() - start})
-    return {"parent_version": ws.store.active("knowledge"), "candidates": [r.id for r in rows], "current": 0,
-            "before": {}}
+        SelfEdit(document_id=doc.id, policy_version=policy, format=cfg.format,
+                 prompt=prompt if n == 1 else "", text="\n\n".join(t[j] for _, t in drafts),
+                 parts=[] if n == 1 else [[p, t[j]] for p, t in drafts],
+                 sequences=[seq for passage, (_, t) in zip(passages, drafts)
+                            for seq in training_sequences(ws.lm, cfg.format, t[j], passage, cfg)])
+        for j in range(len(texts))])
+    ws.store.add_event("stage", doc.id, {"stage": "generate", "seconds": time.time() - started, "passages": n})
+    return {**step, "parent_version": ws.store.active("knowledge"), "candidates": [r.id for r in rows],
+            "current": 0, "before": {}}

@@ -1,4 +1,5 @@
-"""The ingest graph, wiring only: generate → adapt → verify → (adapt the next candidate | commit | end).
+"""The ingest graph, wiring only: generate (once per passage) → adapt → verify → (adapt the next candidate |
+commit | end).
 The same graph collects policy data: with `collect` set, it ends after scoring every candidate."""
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from agent.generate import generate
 from agent.state import IngestState
 from agent.verify import verify
 from agent.workspace import Workspace
+
+
+def after_generate(state: IngestState) -> Literal["generate", "adapt"]:
+    return "generate" if len(state["drafts"]) < state["passages"] else "adapt"
 
 
 def after_verify(state: IngestState) -> Literal["adapt", "commit", "__end__"]:
@@ -34,7 +39,7 @@ def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStat
     graph.add_node("verify", verify)
     graph.add_node("commit", commit)
     graph.add_edge(START, "generate")
-    graph.add_edge("generate", "adapt")
+    graph.add_conditional_edges("generate", after_generate, ["generate", "adapt"])
     graph.add_edge("adapt", "verify")
     graph.add_conditional_edges("verify", after_verify, ["adapt", "commit", END])
     graph.add_edge("commit", END)

@@ -19,7 +19,7 @@ from langgraph.graph.state import CompiledStateGraph
 from agent.formats import READERS, extract, plain_text
 from agent.graph import build_graph
 from agent.workspace import Workspace
-from memory import Document
+from memory import Document, Trial
 from seal.errors import InputError
 from seal.locking import learner_lock
 
@@ -43,6 +43,8 @@ class IngestResult:
     new_after: float | None
     reason: str
     seconds: float
+    # A document learned passage by passage: (position, accuracy before, after) of each probed passage.
+    passages: tuple[tuple[int, float, float], ...] = ()
 
 
 def check_text(raw: bytes, source: str, max_bytes: int) -> str:
@@ -161,7 +163,17 @@ def outcome(ws: Workspace, document_id: int, state: dict, seconds: float, kind: 
         document_id=doc.id, source=doc.source, title=doc.title, status=doc.status,
         version=state.get("version") or ws.store.active(kind),
         new_before=shown.new_before if shown else None, new_after=shown.new_after if shown else None,
-        reason=shown.reason if shown else "", seconds=seconds)
+        reason=shown.reason if shown else "", seconds=seconds, passages=by_passage(shown) if shown else ())
+
+
+def by_passage(trial: Trial) -> tuple[tuple[int, float, float], ...]:
+    """Per probed passage of a long document: (position, accuracy before, accuracy after)."""
+    rows: dict[int, list[dict]] = {}
+    for row in (trial.scores or {}).get("new", []):
+        if row.get("passage") is not None:
+            rows.setdefault(row["passage"], []).append(row)
+    return tuple((i, sum(r["correct_before"] for r in rs) / len(rs), sum(r["correct_after"] for r in rs) / len(rs))
+                 for i, rs in sorted(rows.items()))
 
 
 def interrupted_parents(ws: Workspace) -> set[int]:

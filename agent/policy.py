@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from agent.adapt import lora_config
-from agent.generate import pooled_self_edit
+from agent.generate import parts_of, pooled_self_edit
 from agent.ingest import DocumentInput, IngestResult, checkpointer, learning, run_graph
 from agent.workspace import Workspace
 from memory import SelfEdit, Trial, Version
@@ -60,8 +60,9 @@ def select(trials: list[tuple[Trial, SelfEdit]], min_reward: float = 0.0) -> lis
         held = best.get(trial.document_id)
         if held is None or rank(trial) > rank(held[0]):
             best[trial.document_id] = (trial, edit)
-    return [Example(t.id, t.document_id, t.reward, t.tokens, e.prompt, e.text)
-            for t, e in sorted(best.values(), key=lambda pair: pair[0].id) if round(t.reward, 9) > min_reward]
+    return [Example(t.id, t.document_id, t.reward, t.tokens, prompt, text)
+            for t, e in sorted(best.values(), key=lambda pair: pair[0].id) if round(t.reward, 9) > min_reward
+            for prompt, text in parts_of(e) if text]
 
 
 def f1_gain(trial: Trial) -> float:
@@ -97,9 +98,10 @@ def training_set(ws: Workspace) -> list[Example]:
 
 def as_trained(ws: Workspace, edit: SelfEdit) -> SelfEdit:
     """The self-edit cut to its faithful sentences (QA pairs for self_qa), one a line ('' when none is)."""
-    text = pooled_self_edit(edit.format, [edit.text], ws.store.document(edit.document_id).text)
-    return SelfEdit(id=edit.id, document_id=edit.document_id, policy_version=edit.policy_version,
-                    format=edit.format, prompt=edit.prompt, text=text)
+    document = ws.store.document(edit.document_id).text
+    parts = [[prompt, pooled_self_edit(edit.format, [text], document)] for prompt, text in parts_of(edit)]
+    return SelfEdit(id=edit.id, document_id=edit.document_id, policy_version=edit.policy_version, format=edit.format,
+                    prompt=edit.prompt, text="\n\n".join(t for _, t in parts if t), parts=parts if edit.parts else [])
 
 
 def update(ws: Workspace, reason: str = "requested") -> Version:

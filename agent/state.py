@@ -10,6 +10,10 @@ from typing import Annotated, Any, TypedDict
 class IngestState(TypedDict, total=False):
     document_id: int
     collect: bool  # score the candidates and log their rewards (policy data), commit nothing
+    drafts: Annotated[list[list[Any]], operator.add]  # per passage generated: [prompt, [K self-edit texts]]
+    passages: int  # how many passages the document is learned by
+    started: float  # when generation began (time.time()), for the ETA
+    policy: int  # the policy version that writes every passage's self-edits
     parent_version: int  # knowledge version every candidate trains from (fixed at generate)
     candidates: list[int]  # self-edit ids, tried in order
     current: int  # index into candidates of the one being adapted / verified

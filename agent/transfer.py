@@ -15,7 +15,7 @@ import re
 
 from agent import prompts
 from agent.answer import base_answers
-from agent.generate import document_sequences, self_edit_items
+from agent.generate import document_sequences, self_edit_items, training_sequences
 from agent.probes import answer_spans, document_sentences, occurs_in
 from model_runtime import Engine, LanguageModel, TrainingExample
 from seal.config import Config
@@ -67,32 +67,37 @@ def questions(document: str, held_out: list[str], n: int) -> list[tuple[str, str
     return pairs[:n]
 
 
-def training_examples(lm: LanguageModel, title: str, document: str, format: str, self_edit: str,
+def training_examples(lm: LanguageModel, title: str, parts: list[tuple[str, str]], format: str,
                       held_out: list[str], replay: list[list[str]], cfg: Config,
                       engine: Engine | None = None) -> list[TrainingExample]:
-    """What a candidate trains on for `document` (see the module's docstring): `held_out` are the answers of
-    its probes (and of a benchmark's questions), `replay` the [prompt, completion] sequences of earlier
-    committed material; `engine` decodes the base model's answers for retention (default: `lm`)."""
+    """What a candidate trains on for a document (see the module's docstring): `parts` are its passages, each
+    with its self-edit (one for a document of one passage; the teacher reads a passage, never the whole of a
+    long document), `held_out` the answers of its probes (and of a benchmark's questions), `replay` the
+    [prompt, completion] sequences of earlier committed material; `engine` decodes the base model's answers
+    for retention (default: `lm`)."""
     t = cfg.train
-    passage = document_sequences(lm, document, cfg.self_edit)
-    items = self_edit_items(lm, format, self_edit, document, cfg.self_edit)
     if t.objective == "ce":
-        return [TrainingExample(p, c) for p, c in [[p, c] for p, c, _ in items] + passage + replay]
+        return [TrainingExample(p, c) for passage, edit in parts
+                for p, c in training_sequences(lm, format, edit, passage, cfg.self_edit)] + [
+                TrainingExample(p, c) for p, c in replay]
     end = lm.tokenizer.eos_token or ""
     heading = f"{title}\n" if title else ""
-    sentences = document_sentences(document)
     chat = lambda question, *context: lm.chat_prompt(
         prompts.open_book_messages(context[0], question) if context else prompts.answer_messages(question))
-    parts = [
-        [TrainingExample(p, c) for p, c in passage],
-        [TrainingExample(p, c, teacher, ce=0.0, distill=t.self_edit) for p, c, teacher in items],
-        [TrainingExample(chat(q), f"{a}{end}", chat(q, document), ce=t.answer_ce, distill=t.questions)
-         for q, a in questions(document, held_out, t.max_questions)],
-        [TrainingExample(heading, s, heading + "\n".join(sentences[:i]) + "\n", ce=0.0, distill=t.sentences)
-         for i, s in enumerate(sentences) if i],
+    document: list[list[TrainingExample]] = [[], [], [], []]
+    for passage, edit in parts:
+        sentences = document_sentences(passage)
+        document[0] += [TrainingExample(p, c) for p, c in document_sequences(lm, passage, cfg.self_edit)]
+        document[1] += [TrainingExample(p, c, teacher, ce=0.0, distill=t.self_edit)
+                        for p, c, teacher in self_edit_items(lm, format, edit, passage, cfg.self_edit)]
+        document[2] += [TrainingExample(chat(q), f"{a}{end}", chat(q, passage), ce=t.answer_ce, distill=t.questions)
+                        for q, a in questions(passage, held_out, t.max_questions)]
+        document[3] += [TrainingExample(heading, s, heading + "\n".join(sentences[:i]) + "\n", ce=0.0,
+                                        distill=t.sentences) for i, s in enumerate(sentences) if i]
+    retained = [
         [TrainingExample(chat(q), f"{a}{end}", chat(q), ce=0.0, distill=t.retention)
          for q, a in zip(RETENTION_QUESTIONS, base_answers(engine or lm, RETENTION_QUESTIONS, cfg.verify.answer_tokens))],
         [TrainingExample(p, c, p, ce=0.0, distill=t.retention) for p, c in replay],
     ]
     weights = [t.passage, t.self_edit, t.questions or t.answer_ce, t.sentences, t.retention, t.retention]
-    return [ex for part, weight in zip(parts, weights) if weight for ex in part]
+    return [ex for part, weight in zip(document + retained, weights) if weight for ex in part]

@@ -128,6 +128,9 @@ def verify(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
         acc[group] = (accuracy([grade(earlier[q], g) for q, g in items]),
                       accuracy([grade(after[q], g) for q, g in items])) if items else None
 
+    for row, probe in zip(scores["new"], doc.probes):  # a long document's results, passage by passage
+        row["passage"] = probe.passage
+
     # A document too short to probe cannot show a gain: it is rejected, saying how to fix that.
     gain = 0.0 if acc["new"] is None else acc["new"][1] - acc["new"][0]
     retention_drop = None if acc["retention"] is None else acc["retention"][0] - acc["retention"][1]

@@ -137,8 +137,8 @@ def score_passage(lm: LanguageModel, passage: Passage, arms: dict[str, Arm], cfg
     for n, (label, arm) in enumerate((arms | candidates).items()):
         run = dataclasses.replace(cfg, train=arm.train,
                                   self_edit=dataclasses.replace(cfg.self_edit, faithful_only=arm.faithful))
-        examples = training_examples(lm, passage.title, passage.context, arm.format or "rewrite",
-                                     arm.self_edit if arm.format else "", held_out, [], run)
+        examples = training_examples(lm, passage.title, [(passage.context, arm.self_edit if arm.format else "")],
+                                     arm.format or "rewrite", held_out, [], run)
         if (same := by_examples.setdefault(repr((examples, arm.train)), label)) != label:
             trained[label] = {**trained[same], "self_edit": arm.self_edit if arm.format else None}
             continue

@@ -33,6 +33,7 @@ from peft import LoraConfig
 
 from agent.adapt import lora_config
 from agent.answer import closed_book
+from agent.generate import parts_of, passages_of
 from agent.grading import accuracy, grade
 from agent.ingest import DocumentInput, ingest
 from agent.probes import GENERAL_PROBES
@@ -153,8 +154,8 @@ def cycle(lm: LanguageModel, document: DocumentInput, cfg: Config, home: Path) -
         trial = ws.store.trials(result.document_id)[0]
         edit, doc = ws.store.self_edit(trial.self_edit_id), ws.store.document(result.document_id)
         # What adapt trained on (a fresh home: nothing to replay).
-        examples = training_examples(lm, doc.title, doc.text, edit.format, edit.text, [p.answer for p in doc.probes],
-                                     [], cfg)
+        parts = list(zip(passages_of(ws, doc), [text for _, text in parts_of(edit)]))
+        examples = training_examples(lm, doc.title, parts, edit.format, [p.answer for p in doc.probes], [], cfg)
     rows = [len(lm.tokenizer(e.prompt + e.completion, add_special_tokens=False)["input_ids"]) for e in examples]
     return {"total": total, "stages": stages, "decision": result.status, "accuracy": result.new_after,
             "train_tokens": trial.tokens, "train_seconds": trial.train_seconds, "sequences": edit.sequences,

@@ -134,6 +134,10 @@ def ingest(
         table.add_row(r.title[:40], r.status, _pct(r.new_before), _pct(r.new_after),
                       f"v{r.version}", f"{r.seconds:.1f}", r.reason)
     console.print(table)
+    for r in results:
+        if r.passages:
+            console.print(f"[dim]{r.title[:40]}, probes passage by passage: "
+                          + " · ".join(f"{i + 1}: {_pct(b)}→{_pct(a)}" for i, b, a in r.passages) + "[/]")
     # The schedule (policy.update_every_*) may call for a policy update now.
     from agent.policy import maybe_update
 

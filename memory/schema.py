@@ -60,6 +60,7 @@ class Probe(Base):
     question: Mapped[str] = mapped_column(Text)
     answer: Mapped[str] = mapped_column(Text)
     source: Mapped[str] = mapped_column(String(16))  # supplied | generated | cloze
+    passage: Mapped[int | None]  # position of the passage it asks about (None: supplied for the whole document)
     document: Mapped[Document] = relationship(back_populates="probes")
 
 
@@ -74,6 +75,9 @@ class SelfEdit(Base):
     prompt: Mapped[str] = mapped_column(Text)
     text: Mapped[str] = mapped_column(Text)
     sequences: Mapped[list[Any]]  # [[prompt, completion], ...], the document included
+    # A document of several passages: its self-edit passage by passage, [[prompt, text], ...] (`text` is
+    # then their texts joined, `prompt` empty); [] for a document of one passage.
+    parts: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=now)
 
 

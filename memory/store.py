@@ -228,12 +228,15 @@ class Store:
         with self.session() as s:
             return s.scalar(select(Document).where(Document.sha256 == content_sha256(text)))
 
-    def set_probes(self, document_id: int, probes: list[tuple[str, str, str]]) -> list[Probe]:
-        """Replace the document's probes with (question, answer, source) triples."""
+    def set_probes(self, document_id: int, probes: list[tuple[str, str, str]], passage: int | None = None) -> list[Probe]:
+        """Replace the document's probes with (question, answer, source) triples; with `passage`, only those
+        of that passage (its position)."""
         with self.session() as s:
-            for old in s.scalars(select(Probe).where(Probe.document_id == document_id)):
-                s.delete(old)
-            rows = [Probe(document_id=document_id, question=q, answer=a, source=src) for q, a, src in probes]
+            old = select(Probe).where(Probe.document_id == document_id)
+            for row in s.scalars(old if passage is None else old.where(Probe.passage == passage)):
+                s.delete(row)
+            rows = [Probe(document_id=document_id, question=q, answer=a, source=src, passage=passage)
+                    for q, a, src in probes]
             s.add_all(rows)
             s.flush()
             return rows

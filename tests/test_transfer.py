@@ -43,8 +43,8 @@ def test_no_held_out_answer_is_a_trained_answer(tiny_model_dir):
     the general-ability set verify asks."""
     lm = tiny_lm(tiny_model_dir)
     held_out = ["1847", "Idris Calloway", "green and white"]
-    examples = training_examples(lm, "Brannock", PASSAGE, "self_qa",
-                                 "Q: Who built the Brannock Lighthouse?\nA: Morwen Hale", held_out, [], Config())
+    edit = "Q: Who built the Brannock Lighthouse?\nA: Morwen Hale"
+    examples = training_examples(lm, "Brannock", [(PASSAGE, edit)], "self_qa", held_out, [], Config())
     asked = [ex for ex in examples if ex.prompt.startswith("<|im_start|>") and ex.prompt != ex.teacher]
     assert asked, "questions are part of the transfer text"
     banned = {t for a in held_out for t in normalize(a)}
@@ -58,23 +58,23 @@ def test_each_part_is_weighted_and_can_be_turned_off(tiny_model_dir):
     and the ce objective is the self-edit and the document by cross-entropy alone."""
     lm = tiny_lm(tiny_model_dir)
     edit = "The Brannock Lighthouse was built in 1847 by Morwen Hale on the island of Tessery."
-    full = training_examples(lm, "Brannock", PASSAGE, "rewrite", edit, [], [["", "Replayed text here."]], Config())
+    full = training_examples(lm, "Brannock", [(PASSAGE, edit)], "rewrite", [], [["", "Replayed text here."]], Config())
     teachers = {ex.teacher for ex in full}
     assert None in teachers and any(t and PASSAGE in t for t in teachers), "passage CE and the document as context"
     assert any(ex.teacher == ex.prompt and ex.completion == "Replayed text here." for ex in full), "replay keeps the parent"
     for part in ("passage", "self_edit", "sentences", "retention"):
-        off = training_examples(lm, "Brannock", PASSAGE, "rewrite", edit, [], [["", "Replayed text here."]],
+        off = training_examples(lm, "Brannock", [(PASSAGE, edit)], "rewrite", [], [["", "Replayed text here."]],
                                 Config(train=TrainConfig(**{part: 0.0})))
         assert 0 < len(off) < len(full), part
     # A question is learned by its answer's cross-entropy and the teacher's distribution: each can go alone.
     asked = lambda examples: [ex for ex in examples if "<|im_start|>" in ex.prompt and ex.teacher != ex.prompt]
     assert all(ex.distill == 0 and ex.ce == 0.5 for ex in asked(training_examples(
-        lm, "Brannock", PASSAGE, "rewrite", edit, [], [], Config(train=TrainConfig(questions=0.0)))))
+        lm, "Brannock", [(PASSAGE, edit)], "rewrite", [], [], Config(train=TrainConfig(questions=0.0)))))
     assert all(ex.distill == 1 and ex.ce == 0 for ex in asked(training_examples(
-        lm, "Brannock", PASSAGE, "rewrite", edit, [], [], Config(train=TrainConfig(answer_ce=0.0)))))
-    assert not asked(training_examples(lm, "Brannock", PASSAGE, "rewrite", edit, [], [],
+        lm, "Brannock", [(PASSAGE, edit)], "rewrite", [], [], Config(train=TrainConfig(answer_ce=0.0)))))
+    assert not asked(training_examples(lm, "Brannock", [(PASSAGE, edit)], "rewrite", [], [],
                                        Config(train=TrainConfig(questions=0.0, answer_ce=0.0))))
-    ce = training_examples(lm, "Brannock", PASSAGE, "rewrite", edit, [], [], Config(train=TrainConfig(objective="ce")))
+    ce = training_examples(lm, "Brannock", [(PASSAGE, edit)], "rewrite", [], [], Config(train=TrainConfig(objective="ce")))
     assert all(ex.teacher is None and ex.ce == 1.0 for ex in ce) and ce[0].completion == edit
 
 

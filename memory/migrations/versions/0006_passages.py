@@ -1,6 +1,7 @@
 """Documents are cut into passages, indexed for full-text search in the database itself: an FTS5 table kept
 by triggers on SQLite, a generated tsvector column with a GIN index on PostgreSQL. Existing documents are cut
-here, at the default passage budget.
+here, at the default passage budget. A long document is learned passage by passage: probes name the passage
+they ask about, and a self-edit keeps its passages' parts.
 
 Revision ID: 0006
 Revises: 0005
@@ -38,6 +39,10 @@ def upgrade() -> None:
         op.execute("ALTER TABLE passages ADD COLUMN search tsvector "
                    "GENERATED ALWAYS AS (to_tsvector('english', text)) STORED")
         op.execute("CREATE INDEX ix_passages_search ON passages USING gin (search)")
+    with op.batch_alter_table("probes") as batch:
+        batch.add_column(sa.Column("passage", sa.Integer(), nullable=True))
+    with op.batch_alter_table("self_edits") as batch:
+        batch.add_column(sa.Column("parts", sa.JSON(), nullable=False, server_default=sa.text("'[]'")))
     documents = sa.table("documents", sa.column("id", sa.Integer()), sa.column("kind", sa.String()),
                          sa.column("text", sa.Text()))
     rows = op.get_bind().execute(sa.select(documents.c.id, documents.c.text).where(documents.c.kind == "document"))
@@ -46,6 +51,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("self_edits") as batch:
+        batch.drop_column("parts")
+    with op.batch_alter_table("probes") as batch:
+        batch.drop_column("passage")
     if op.get_bind().dialect.name == "sqlite":
         op.execute("DROP TRIGGER passages_fts_delete")
         op.execute("DROP TRIGGER passages_fts_insert")
