@@ -55,14 +55,19 @@ def _opens_without_password(reader) -> bool:
 
 
 def _unwrap(page: str) -> str:
-    """A page's lines as paragraphs: a line that ends a sentence and is shorter than most ends a
-    paragraph; other line breaks are spaces, and a word hyphenated across lines is rejoined."""
+    """A page's lines as paragraphs: a short line that ends no sentence is a title, a paragraph of its own; a
+    line that ends a sentence and is shorter than most ends a paragraph; other line breaks are spaces, and a
+    word hyphenated across lines is rejoined."""
     lines = [line.strip() for line in page.splitlines() if line.strip()]
     if not lines:
         return ""
     width = sorted(len(line) for line in lines)[len(lines) // 2]
     paragraphs, current = [], ""
     for line in lines:
+        if len(line) < 0.5 * width and not re.search(r"[.!?:;,\"”)]$", line):  # a title line: its own paragraph
+            paragraphs += [current, line] if current else [line]
+            current = ""
+            continue
         current = current[:-1] + line if current.endswith("-") and line[:1].islower() else f"{current} {line}".strip()
         if re.search(r"[.!?:\"”)]$", line) and len(line) < 0.8 * width:
             paragraphs.append(current)
@@ -76,7 +81,7 @@ def html_text(raw: bytes, source: str) -> tuple[str | None, str]:
 
     html = raw.decode("utf-8", errors="replace")
     text = trafilatura.extract(html, output_format="markdown", include_comments=False, include_tables=True,
-                               include_formatting=False)
+                               include_formatting=True)
     if not text or len(text.split()) < MIN_HTML_WORDS:  # what is left of a page of links is a word or two
         raise InputError(f"{source}: the HTML page has no main text to learn (empty, or only navigation and "
                          "scripts); save the article's page itself")

@@ -124,7 +124,7 @@ def generate(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
     where = f"passage {i + 1}/{n}: " if n > 1 else ""
     if i:
         eta = (time.time() - started) / i * (n - i)
-        where = f"passage {i + 1}/{n} (about {eta / 60:.0f} min left): "
+        where = f"passage {i + 1}/{n} (~{eta / 60:.0f} min left): "
 
     # Probes first, so they exist before any training; supplied ones were stored at intake, for the whole
     # document. A document without them gets them passage by passage.
