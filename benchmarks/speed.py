@@ -3,7 +3,8 @@ all measured in the same run:
   machine — fp32 and bf16 matrix-multiply peaks (the best of 1024³ and 2048³, at the start and at the end
             of the run) and memory copy bandwidth;
   cycle   — wall time of one ingest by stage (generate, adapt, verify, commit), median of --runs,
-            each in a fresh home with the model already loaded (as in a running agent);
+            each in a fresh home with the model already loaded (as in a running agent); then the time to
+            answer the document's questions from each memory (`seal ask --context none|retrieve|both`);
   adapt   — trained tokens/s, and the useful FLOP/s as a share of the measured peak (a LoRA on a
             frozen base costs forward + input-gradient backward = 2 × the forward FLOPs per token);
             then where that share goes: the same training again under torch.profiler, its time split
@@ -32,7 +33,7 @@ import torch
 from peft import LoraConfig
 
 from agent.adapt import lora_config
-from agent.answer import closed_book
+from agent.answer import CONTEXTS, ask, closed_book
 from agent.generate import parts_of, passages_of
 from agent.grading import accuracy, grade
 from agent.ingest import DocumentInput, ingest
@@ -153,13 +154,22 @@ def cycle(lm: LanguageModel, document: DocumentInput, cfg: Config, home: Path) -
         stages = {e.data["stage"]: e.data["seconds"] for e in ws.store.events("stage", result.document_id)}
         trial = ws.store.trials(result.document_id)[0]
         edit, doc = ws.store.self_edit(trial.self_edit_id), ws.store.document(result.document_id)
+        # Answering the document's questions from each memory, once learned: seconds per question.
+        answer_seconds = {mode: statistics.median(_timed(lambda: ask(ws, q, mode)) for q, _ in document.questions)
+                          for mode in CONTEXTS}
         # What adapt trained on (a fresh home: nothing to replay).
         parts = list(zip(passages_of(ws, doc), [text for _, text in parts_of(edit)]))
         examples = training_examples(lm, doc.title, parts, edit.format, [p.answer for p in doc.probes], [], cfg)
     rows = [len(lm.tokenizer(e.prompt + e.completion, add_special_tokens=False)["input_ids"]) for e in examples]
     return {"total": total, "stages": stages, "decision": result.status, "accuracy": result.new_after,
             "train_tokens": trial.tokens, "train_seconds": trial.train_seconds, "sequences": edit.sequences,
-            "examples": examples, "mean_sequence_tokens": statistics.fmean(rows)}
+            "examples": examples, "mean_sequence_tokens": statistics.fmean(rows), "answer_seconds": answer_seconds}
+
+
+def _timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 MATMULS = {"aten::mm", "aten::addmm", "aten::bmm"}
@@ -249,6 +259,7 @@ def summarize(machine: dict[str, float], shape: dict[str, Any], cycles: list[dic
         "decode": {str(b): {"tokens_per_second": r, "bound": min(b * bandwidth_bound, compute_bound),
                             "fraction_of_bound": r / min(b * bandwidth_bound, compute_bound)} for b, r in decode.items()},
         "shared_prefix": {**prefix, "speedup": prefix["left_padded_seconds"] / prefix["shared_seconds"]},
+        "answer_seconds": {mode: statistics.median(c["answer_seconds"][mode] for c in cycles) for mode in CONTEXTS},
     }
     if paper is not None:
         summary["paper"] = {**{k: v for k, v in paper.items() if k != "answers"}, "runtime_adapt_seconds": adapt_seconds,
@@ -301,6 +312,10 @@ def markdown(s: dict[str, Any], command: str, train: TrainConfig) -> str:
                       ["shared prefix computed once (the runtime)", f"{x['shared_seconds']:.2f}",
                        f"{x['same_answers']} of {x['prompts']}"],
                       ["**speed-up**", f"**{x['speedup']:.2f}×**", ""]])]
+    if "answer_seconds" in s:  # older results lack it
+        parts += ["", "Answering the document's questions after it was learned (`seal ask --context`; median seconds per "
+                  "question, model loaded):\n",
+                  report.table(["context", "seconds per answer"], [[m, f"{t:.2f}"] for m, t in s["answer_seconds"].items()])]
     if "paper" in s:
         p = s["paper"]
         parts += ["", report.table(["inner loop on the same self-edit", "wall seconds", "tokens processed", "closed-book accuracy"], [

@@ -448,6 +448,9 @@ def test_bench_speed_on_tiny_model(home, tmp_path, capsys):
     assert prefix["prompts"] == len(PASSAGES[0]["questions"]) + len(GENERAL_PROBES), prefix
     assert prefix["shared_tokens"] >= MIN_SHARED_PREFIX and prefix["same_answers"] == prefix["prompts"], prefix
     assert prefix["speedup"] == prefix["left_padded_seconds"] / prefix["shared_seconds"] > 0
+    # Answering from each memory once the document is learned, timed per question.
+    assert set(s["answer_seconds"]) == {"none", "retrieve", "both"} and all(t > 0 for t in s["answer_seconds"].values())
+    assert "seconds per answer" in (out / "speed-doc.md").read_text()
 
 
 def test_serving_benchmark_smoke(tmp_path, tiny_model_dir, monkeypatch):
