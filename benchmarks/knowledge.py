@@ -164,12 +164,15 @@ def score_passage(lm: LanguageModel, passage: Passage, arms: dict[str, Arm], cfg
                  for q, hits in zip(questions, found)]
     opened = [IN_CONTEXT, *((RETRIEVAL, BOTH) if retrieved is not None else ())]
     batch = (chat * len(closed) + [lm.chat_prompt(prompts.open_book_messages(passage.context, q)) for q in questions]
-             + (looked_up * 2 if retrieved is not None else []) + asked * len(candidates) + general_asked * len(models))
+             + asked * len(candidates) + general_asked * len(models))
     adapters = ([trained[c]["adapter"] if c in trained else None for c in closed for _ in questions] + [None] * len(questions)
-                + ([None] * len(questions) + [trained[adapter_arm]["adapter"]] * len(questions) if retrieved is not None
-                   else [])
                 + [trained[c]["adapter"] for c in candidates for _ in probes] + [m for m in models for _ in general_asked])
     answers = lm.generate(batch, adapter=adapters, max_new_tokens=cfg.verify.answer_tokens, temperature=0.0)
+    if retrieved is not None:  # long prompts: their own batches, so the short ones above are not padded to them
+        found_answers = lm.generate(looked_up * 2, adapter=[None] * len(questions) + [trained[adapter_arm]["adapter"]]
+                                    * len(questions), max_new_tokens=cfg.verify.answer_tokens, temperature=0.0)
+        at = (len(closed) + 1) * len(questions)
+        answers = answers[:at] + found_answers + answers[at:]
     said = iter(answers[len(answers) - len(general_asked) * len(models):])
     ability = {m: accuracy([grade(next(said), gold) for _, gold in GENERAL_PROBES]) for m in models} if general else {}
     for info in trained.values():
