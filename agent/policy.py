@@ -23,14 +23,14 @@ from typing import Any
 import torch
 
 from agent.adapt import lora_config
+from agent.commit import ActiveMoved, commit_version
 from agent.generate import parts_of, pooled_self_edit
 from agent.ingest import DocumentInput, IngestResult, checkpointer, learning, run_graph
 from agent.workspace import Workspace
 from memory import SelfEdit, Trial, Version
 from model_runtime import TrainingExample, train_lora
 from seal.config import SELF_EDIT_FORMATS
-from seal.errors import InputError
-from seal.locking import writer_lock
+from seal.errors import InputError, SealError
 
 POLICY_ADAPTER = "policy-update"
 
@@ -142,16 +142,15 @@ def _update(ws: Workspace, reason: str) -> Version:
     metrics = {"examples": len(examples), "mean_reward": sum(e.reward for e in examples) / len(examples),
                "trials": trials, "train_tokens": result.tokens, "train_seconds": result.seconds,
                "final_loss": result.losses[-1] if result.losses else None}
-    with writer_lock(ws.home):
-        number = ws.store.next_number("policy")
-        files = ws.adapters.write("policy", number, directory, {
-            "parent": parent, "documents": documents, "trials": trials, "config": dataclasses.asdict(cfg),
-            "metrics": metrics, "base_model": lm.name})
-        version = ws.store.commit_version(Version(kind="policy", number=number, parent=parent, files=files,
-                                                  metrics=metrics, documents=documents, trial_id=None), None)
-        ws.adapters.set_pointer("policy", number)
-    shutil.rmtree(directory, ignore_errors=True)
-    ws.store.add_event("policy_update", None, {"version": number, "reason": reason,
+    try:
+        version = commit_version(ws, "policy", directory, parent, documents, None, metrics,
+                                 {"trials": trials, "config": dataclasses.asdict(cfg)})
+    except ActiveMoved as e:  # a rollback (or another update) happened while this one trained
+        ws.store.add_event("policy_rejected", None, {"parent": parent, "reason": str(e)})
+        raise SealError(f"policy update rejected: {e}; run `seal rl update` again to train on top of it") from None
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    ws.store.add_event("policy_update", None, {"version": version.number, "reason": reason,
                                                "seconds": time.perf_counter() - start})
     return version
 

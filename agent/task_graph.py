@@ -28,15 +28,15 @@ from langgraph.runtime import Runtime
 
 from agent import tasks
 from agent.adapt import candidate_adapter, lora_config
+from agent.commit import ActiveMoved, commit_version
 from agent.generate import document_seed
 from agent.graph import after_verify
 from agent.ingest import IngestResult, checkpointer, learning, outcome, stepped
 from agent.tasks import Example, Task, TrainingPlan
 from agent.workspace import Workspace
-from memory import Document, SelfEdit, Trial, Version
+from memory import Document, SelfEdit, Trial
 from model_runtime import TrainingExample, train_lora
 from seal.errors import InputError
-from seal.locking import writer_lock
 
 FORMAT = "task_plan"
 GIVEN = -1  # the policy version recorded for a plan the user gave (never selected for a policy update)
@@ -52,6 +52,7 @@ class TaskState(TypedDict, total=False):
     train: dict[str, Any]  # the current plan's training: tokens, seconds, losses, or its error
     before: dict[str, str]  # held-out input -> the answer without adaptation, shared by every plan
     trials: Annotated[list[dict[str, Any]], operator.add]  # {"trial_id", "passed", "reward", "dir"}
+    parent_version: int  # the task lineage's active version when planning began; a commit on any other is refused
     version: int
 
 
@@ -142,7 +143,8 @@ def plan(state: TaskState, runtime: Runtime[Workspace]) -> TaskState:
     rows = ws.store.add_self_edits([SelfEdit(document_id=doc.id, policy_version=policy, format=FORMAT, prompt=prompt,
                                              text=text, sequences=[]) for text in texts])
     ws.store.add_event("stage", doc.id, {"stage": "plan", "seconds": time.perf_counter() - start})
-    return {"candidates": [r.id for r in rows], "current": 0, "before": {}}
+    return {"candidates": [r.id for r in rows], "current": 0, "before": {},
+            "parent_version": ws.store.active(lineage(task))}
 
 
 def train(state: TaskState, runtime: Runtime[Workspace]) -> TaskState:
@@ -237,23 +239,20 @@ def commit(state: TaskState, runtime: Runtime[Workspace]) -> TaskState:
         metrics = {"reward": trial.reward, "held_out_before": trial.new_before, "held_out_after": trial.new_after,
                    "plan": dataclasses.asdict(training_plan), "train_tokens": info["tokens"],
                    "train_seconds": info["seconds"]}
-        with writer_lock(ws.home):
-            version = ws.store.version_of_trial(trial.id)
-            if version is None:
-                number = ws.store.next_number(kind)
-                files = ws.adapters.write(kind, number, directory, {
-                    "parent": ws.store.active(kind), "documents": [trial.document_id], "trial": trial.id,
-                    "metrics": metrics, "base_model": ws.lm.name})
-                version = ws.store.commit_version(Version(kind=kind, number=number, parent=ws.store.active(kind),
-                                                          files=files, metrics=metrics, documents=[trial.document_id],
-                                                          trial_id=trial.id), trial.document_id)
-            ws.adapters.set_pointer(kind, ws.store.active(kind))
-        shutil.rmtree(directory, ignore_errors=True)
+        try:
+            version = commit_version(ws, kind, directory, state.get("parent_version", ws.store.active(kind)), [trial.document_id],
+                                     trial.id,
+                                     metrics)
+        except ActiveMoved as e:  # a rollback (or another learn of this task) meanwhile: never overwritten
+            ws.store.reject_trial(trial.id, trial.document_id, f"{e}; learn the task again on top of it")
+            version = None
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
     for t in state["trials"]:
         if t["dir"]:
             shutil.rmtree(t["dir"], ignore_errors=True)
     ws.store.add_event("stage", trial.document_id, {"stage": "commit", "seconds": time.perf_counter() - start})
-    return {"version": version.number}
+    return {"version": version.number if version else 0}
 
 
 # ---- entry points ----------------------------------------------------------------------------------

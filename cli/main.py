@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import warnings
 from collections.abc import Iterator
@@ -566,7 +567,7 @@ def env(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = F
     """Where things are and which versions of what are installed."""
     import importlib.metadata as md
 
-    from model_runtime.loading import BUNDLED_NAME, bundled_gguf
+    from model_runtime.loading import BUNDLED_NAME, bundled_gguf, device, dtype
 
     cfg = _config()
     home = seal_config.home()
@@ -578,7 +579,7 @@ def env(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = F
         bundled = f"missing: {e}"
     info = {"home": str(home), "config": str(seal_config.config_path()),
             "database": cfg.database_url or f"sqlite:///{home / 'seal.db'}",
-            "model": cfg.model.path or f"{BUNDLED_NAME} (bundled: {bundled})", "dtype": cfg.model.dtype,
+            "model": cfg.model.path or f"{BUNDLED_NAME} (bundled: {bundled})", **_device_info(cfg, device, dtype),
             "python": platform.python_version(), "machine": platform.machine(), "packages": packages}
     if as_json:
         _print_json(info)
@@ -587,6 +588,22 @@ def env(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = F
         if key != "packages":
             console.print(f"[bold]{key}[/]: {value}")
     console.print("[bold]packages[/]: " + ", ".join(f"{k} {v}" for k, v in packages.items()))
+
+
+def _device_info(cfg: Any, device: Any, dtype: Any) -> dict[str, str]:
+    """The device the model runs on (model.device resolved), its memory, and the weights' dtype."""
+    import torch
+
+    try:
+        where = device(cfg.model.device)
+    except SealError as e:
+        return {"device": f"unavailable: {e}", "dtype": cfg.model.dtype}
+    if where.type == "cuda":
+        props = torch.cuda.get_device_properties(where)
+        memory = f"{props.name}, {props.total_memory / 2**30:.1f} GiB"
+    else:
+        memory = f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.1f} GiB RAM"
+    return {"device": f"{where} ({memory})", "dtype": str(dtype(cfg.model.dtype, where)).removeprefix("torch.")}
 
 
 DEFAULT_DATA = Path("../shared/data/squad_val.json")

@@ -63,6 +63,7 @@ class LanguageModel:
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.stop_ids = stop_ids(model, tokenizer)
+        self.device = model.device  # the base model's device: every input is put there
         self.peft: PeftModel | None = None
         self._lock = threading.RLock()
 
@@ -175,8 +176,8 @@ class LanguageModel:
         tokens) switches off mid-way."""
         ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
         width, pad = max(map(len, ids)), self.tokenizer.pad_token_id
-        return {"input_ids": torch.tensor([[pad] * (width - len(x)) + x for x in ids]),
-                "attention_mask": torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])}
+        return {"input_ids": torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=self.device),
+                "attention_mask": torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.device)}
 
     def encode_shared_prefix(self, module: torch.nn.Module, prompts: list[str],
                              adapter_names: list[str] | None) -> dict[str, Any] | None:
@@ -201,9 +202,11 @@ class LanguageModel:
         if adapter_names is not None:
             inputs["adapter_names"] = distinct
         cache = DynamicCache(config=self.base.config)
-        module(input_ids=torch.tensor([prefix] * len(distinct)), cache=cache, use_cache=True, **inputs)
-        cache.batch_select_indices(torch.tensor([distinct.index(a) for a in adapter_names or [None] * len(ids)]))
-        encoded = {"input_ids": torch.tensor(rows), "attention_mask": torch.tensor(mask), "cache": cache}
+        module(input_ids=torch.tensor([prefix] * len(distinct), device=self.device), cache=cache, use_cache=True, **inputs)
+        cache.batch_select_indices(torch.tensor([distinct.index(a) for a in adapter_names or [None] * len(ids)],
+                                                device=self.device))
+        encoded = {"input_ids": torch.tensor(rows, device=self.device),
+                   "attention_mask": torch.tensor(mask, device=self.device), "cache": cache}
         if adapter_names is not None:
             encoded["adapter_names"] = adapter_names
         return encoded
@@ -296,10 +299,10 @@ class _RowLimits(StoppingCriteria):
         self.prompt_length, self.limits, self.stopped = prompt_length, torch.tensor(limits), stopped
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
-        done = torch.full_like(self.limits, input_ids.shape[1] - self.prompt_length, dtype=torch.long) >= self.limits
+        done = input_ids.shape[1] - self.prompt_length >= self.limits
         if self.stopped is not None:
             done |= torch.tensor([self.stopped(row) for row in range(len(self.limits))])
-        return done
+        return done.to(input_ids.device)  # generate combines it with its own flags, on the model's device
 
 
 class _Rows(BaseStreamer):

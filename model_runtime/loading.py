@@ -71,8 +71,32 @@ def chat_template(value: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
+def device(name: str) -> torch.device:
+    """model.device as a torch device: `auto` is CUDA where present, else Apple's mps, else the CPU; a device
+    asked for by name must exist (an InputError says so, rather than running on the CPU)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else
+                            "mps" if torch.backends.mps.is_available() else "cpu")
+    chosen = torch.device(name)
+    if chosen.type == "cuda" and (not torch.cuda.is_available() or (chosen.index or 0) >= torch.cuda.device_count()):
+        raise InputError(f"model.device = {name!r}, but torch sees {torch.cuda.device_count()} CUDA device(s); "
+                         "use 'auto' or 'cpu', or install a CUDA build of torch")
+    if chosen.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"model.device = {name!r}, but this machine has no Apple mps device; use 'auto' or 'cpu'")
+    return chosen
+
+
+def dtype(name: str, where: torch.device) -> torch.dtype:
+    """model.dtype as a torch dtype: `auto` is bfloat16 on a CUDA GPU that supports it, else float32 (the
+    CPU's rule: its weights stay fp32 and training autocasts to bf16 where the CPU has it natively)."""
+    if name == "auto":
+        return torch.bfloat16 if where.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    return torch.bfloat16 if name == "bfloat16" else torch.float32
+
+
 def load(cfg: ModelConfig, cache: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
-    """Load (model, tokenizer, name) for `cfg`, in eval mode on the CPU."""
+    """Load (model, tokenizer, name) for `cfg`, in eval mode on its device, its weights read straight into
+    their dtype there."""
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     if cfg.threads:
@@ -85,14 +109,15 @@ def load(cfg: ModelConfig, cache: Path) -> tuple[PreTrainedModel, PreTrainedToke
     else:
         directory = converted_dir(cache)
     name = model_name(cfg)
-    dtype = torch.bfloat16 if cfg.dtype == "bfloat16" else torch.float32
+    where = device(cfg.device)
     tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=cfg.trust_remote_code)
     if cfg.chat_template:
         tokenizer.chat_template = chat_template(cfg.chat_template)
     if not tokenizer.chat_template:
         raise InputError(f"the model in {directory} has no chat template: set model.chat_template to its Jinja "
                          "template (or a file holding it)")
-    model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype, use_safetensors=True,
+    model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype(cfg.dtype, where), use_safetensors=True,
+                                                 device_map={"": where} if where.type != "cpu" else None,
                                                  trust_remote_code=cfg.trust_remote_code)
     model.eval()
     return model, tokenizer, name

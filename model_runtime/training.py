@@ -76,7 +76,7 @@ def encode(lm: LanguageModel, example: TrainingExample, loss_on: str, max_tokens
     return ids, labels[:max_tokens]
 
 
-def pack(rows: list[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
+def pack(rows: list[tuple[list[int], list[int]]], device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
     """Concatenate a batch's rows into one row with no padding at all. Position ids restart at 0 for
     each row, which makes transformers build a block-diagonal causal mask (no row sees another), and
     each row's first label is IGNORE so no row is trained to predict the next row's start."""
@@ -86,8 +86,8 @@ def pack(rows: list[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
         labels += [IGNORE] + lab[1:]
         positions += range(len(ids))
         row_of += [row] * len(ids)
-    return {"input_ids": torch.tensor([input_ids]), "position_ids": torch.tensor([positions]),
-            "labels": torch.tensor([labels]), "rows": torch.tensor([row_of])}
+    return {name: torch.tensor([values], device=device) for name, values in
+            (("input_ids", input_ids), ("position_ids", positions), ("labels", labels), ("rows", row_of))}
 
 
 def forward(model: torch.nn.Module, batch: dict[str, torch.Tensor], keep: torch.Tensor | None = None) -> torch.Tensor:
@@ -135,20 +135,29 @@ def masked_loss(per_token: torch.Tensor, rows: torch.Tensor | None = None) -> to
     return (sums[scored] / counts[scored]).mean()
 
 
+def device_of(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 def native_bf16() -> bool:
     """Whether this CPU multiplies bfloat16 matrices in hardware (AVX512-BF16 or AMX). Without it oneDNN
     emulates them: on an AVX2-only EPYC, `seal bench speed` measured 1.3 GFLOP/s in bf16 against 71 in fp32."""
     return torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
-def autocast_dtype(bf16: bool) -> torch.dtype | None:
-    """bfloat16 when asked for and native to this CPU; None means plain fp32 (never the slow emulated path)."""
-    return torch.bfloat16 if bf16 and native_bf16() else None
+def autocast_dtype(bf16: bool, device: torch.device = torch.device("cpu")) -> torch.dtype | None:
+    """bfloat16 when asked for and native to the device (a CPU with AVX512-BF16 or AMX, a CUDA GPU that has
+    it); None means no autocast: the weights' own dtype (never the slow emulated path)."""
+    if not bf16:
+        return None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    return torch.bfloat16 if device.type == "cpu" and native_bf16() else None
 
 
-def autocast(dtype: torch.dtype | None) -> torch.autocast:
-    """Autocast to `dtype`, or off for None."""
-    return torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+def autocast(dtype: torch.dtype | None, device: torch.device = torch.device("cpu")) -> torch.autocast:
+    """Autocast to `dtype` on the device, or off for None."""
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
 
 @contextmanager
@@ -190,12 +199,13 @@ def teach(model: torch.nn.Module, lm: LanguageModel, examples: list[TrainingExam
     for start in range(0, len(todo), cfg.batch_size):
         chosen = todo[start:start + cfg.batch_size]
         batch = pack([encode(lm, TrainingExample(examples[i].teacher, examples[i].completion), "completion", 1 << 16)
-                      for i in chosen])
+                      for i in chosen], device_of(model))
         where, _ = targets(batch)
-        with autocast(dtype):
+        with autocast(dtype, device_of(model)):
             logp = torch.log_softmax(forward(model, batch, keep=where)[0].float(), dim=-1)
-        top_logp, top_ids = logp.topk(cfg.top_k, dim=-1)
-        owner = batch["rows"][0, 1:][where]
+        # Kept in host memory until their batch trains: a long document's distributions can be large.
+        top_logp, top_ids = (t.cpu() for t in logp.topk(cfg.top_k, dim=-1))
+        owner = batch["rows"][0, 1:][where].cpu()
         for j, i in enumerate(chosen):
             row, mine = rows[i], owner == j
             ids, lps = top_ids[mine], top_logp[mine]
@@ -223,7 +233,7 @@ def train_lora(lm: LanguageModel, adapter: str, examples: list[TrainingExample],
         start = time.perf_counter()
         try:
             # The teacher is the model before any step: its distributions are computed first.
-            rows = teach(model, lm, examples, rows, cfg, autocast_dtype(cfg.bf16))
+            rows = teach(model, lm, examples, rows, cfg, autocast_dtype(cfg.bf16, device_of(model)))
             # Only this adapter's LoRA matrices train; the base and every other adapter stay frozen.
             for name, param in model.named_parameters():
                 param.requires_grad = "lora_" in name and f".{adapter}." in name
@@ -239,12 +249,14 @@ def train_lora(lm: LanguageModel, adapter: str, examples: list[TrainingExample],
 
 def _train(model: torch.nn.Module, trainable: list[torch.nn.Parameter], rows: list[Row], cfg: TrainConfig) -> TrainResult:
     # Fused: one kernel over all the LoRA tensors (on CPU the default loops over them one by one).
-    optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=0.0, fused=True)
+    device = device_of(model)
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=0.0,
+                                  fused=device.type in ("cpu", "cuda"))
     total = cfg.epochs * math.ceil(len(rows) / cfg.batch_size)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / total)
     generator = torch.Generator().manual_seed(cfg.seed)
-    dtype = autocast_dtype(cfg.bf16)
-    amp = autocast(dtype)  # decided once, re-entered every step
+    dtype = autocast_dtype(cfg.bf16, device)
+    amp = autocast(dtype, device)  # decided once, re-entered every step
     by_row = cfg.loss_weighting == "sequence"
     plain = all(r.top_ids is None and bool((r.ce == 1).all()) for r in rows)  # cross-entropy alone, unweighted
     losses: list[float] = []
@@ -255,7 +267,7 @@ def _train(model: torch.nn.Module, trainable: list[torch.nn.Parameter], rows: li
             for i in range(0, len(order), cfg.batch_size):
                 # Pack the batch's rows into one (no pads, so no compute is spent on padding).
                 chosen = [rows[j] for j in order[i:i + cfg.batch_size]]
-                batch = pack([(r.ids, r.labels) for r in chosen])
+                batch = pack([(r.ids, r.labels) for r in chosen], device)
                 # Forward to the positions that predict a target: not a row's last token, nor (for
                 # loss_on='completion') a prompt token.
                 where, target = targets(batch)
@@ -264,8 +276,9 @@ def _train(model: torch.nn.Module, trainable: list[torch.nn.Parameter], rows: li
                 # Each target's loss (cross-entropy and, where a teacher is, the KL from its distribution),
                 # averaged over the batch's targets (or its rows).
                 per_token = token_losses(logits[0], target) if plain else token_losses(
-                    logits[0], target, torch.cat([r.ce for r in chosen]), torch.cat([r.distill for r in chosen]),
-                    *_teacher(chosen, cfg.top_k))
+                    logits[0], target, *(None if t is None else t.to(device) for t in (
+                        torch.cat([r.ce for r in chosen]), torch.cat([r.distill for r in chosen]),
+                        *_teacher(chosen, cfg.top_k))))
                 loss = masked_loss(per_token, batch["rows"][0, 1:][where] if by_row else None)
                 # Backward and one AdamW step on the LoRA weights, then decay the learning rate.
                 loss.backward()
@@ -292,7 +305,7 @@ def divergence(lm: LanguageModel, examples: list[TrainingExample], adapter: str 
     """How far `adapter` has moved from `reference` (None: the base model) along the examples' completions
     (their prompts are read, not scored): the mean over those tokens of KL(reference ‖ adapter) between the
     next-token distributions, in nats (0 for the same weights)."""
-    batch = pack([encode(lm, example, "completion", 1 << 16) for example in examples])
+    batch = pack([encode(lm, example, "completion", 1 << 16) for example in examples], lm.device)
     where, _ = targets(batch)
     logp = []
     for name in (reference, adapter):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,10 @@ def _help(text: str, default: Any) -> Any:
 @dataclass(frozen=True, kw_only=True)
 class ModelConfig:
     path: str = _help("Hugging Face model directory; empty means the bundled SmolLM2-135M-Instruct.", "")
-    dtype: str = _help("Weights dtype: float32 or bfloat16.", "float32")
+    device: str = _help("Where the model runs: auto (CUDA if present, else Apple mps, else the CPU), cpu, cuda, "
+                        "cuda:N or mps. Nothing falls back to the CPU silently.", "auto")
+    dtype: str = _help("Weights dtype: auto (bfloat16 on a CUDA GPU that has it, else float32), float32 or bfloat16.",
+                       "auto")
     threads: int = _help("CPU threads for torch; 0 means all cores.", 0)
     trust_remote_code: bool = _help("Let transformers run code shipped with the model directory.", False)
     chat_template: str = _help("Jinja chat template (or a file holding one) for a model directory that ships none.", "")
@@ -188,8 +192,10 @@ def _problems(cfg: Config) -> list[str]:
             if isinstance(value, float) and not math.isfinite(value):
                 p.append(f"{section.name}.{f.name} = {value}: must be a finite number")
     m, s, t, v, i, pol = cfg.model, cfg.self_edit, cfg.train, cfg.verify, cfg.ingest, cfg.policy
-    if m.dtype not in ("float32", "bfloat16"):
-        p.append(f"model.dtype = {m.dtype!r}: use 'float32' or 'bfloat16'")
+    if m.dtype not in ("auto", "float32", "bfloat16"):
+        p.append(f"model.dtype = {m.dtype!r}: use 'auto', 'float32' or 'bfloat16'")
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", m.device):
+        p.append(f"model.device = {m.device!r}: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
     if m.threads < 0:
         p.append(f"model.threads = {m.threads}: use 0 (all cores) or a positive count")
     if s.format not in SELF_EDIT_FORMATS:

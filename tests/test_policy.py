@@ -10,6 +10,7 @@ import json
 import pytest
 from sqlalchemy import update as sql_update
 
+from adapters_store.versions import version_name
 from agent import policy
 from agent.ingest import DocumentInput, ingest
 from agent.versions import rollback
@@ -18,7 +19,7 @@ from memory import SelfEdit, Trial
 from model_runtime import TrainingExample
 from model_runtime.training import IGNORE, encode
 from seal import config as seal_config
-from seal.errors import InputError
+from seal.errors import InputError, SealError
 from tests.conftest import DOCUMENT, QUESTIONS
 from tests.test_bench import run_cli
 
@@ -183,3 +184,32 @@ def test_rl_cli(home, capsys):
     assert code == 0 and json.loads(out) == {"kind": "policy", "active": 0, "versions": []}
     code, _, err = run_cli(["rl", "collect"], capsys)
     assert code == 1 and "--data" in err
+
+
+def test_a_rollback_during_a_policy_update_is_never_overwritten(home, monkeypatch):
+    """A rollback made while an update trains (on top of v1) wins: the update is rejected with the reason, and
+    no version, pointer or scratch folder is left from it (the knowledge commit's rule, one protocol)."""
+    ws = Workspace.open(seal_config.load({"self_edit": {"k": 2}}))
+    [a] = _collect(ws, ("A", DOCUMENT, SUPPLIED))
+    _text(ws, ws.store.trials(a.document_id)[:1], FAITHFUL)
+    _reward(ws, [ws.store.trials(a.document_id)[0].id], 0.5)
+    assert policy.update(ws).number == 1
+    [c] = _collect(ws, ("C", DOCUMENT + " It is green.", ()))
+    _text(ws, ws.store.trials(c.document_id), FAITHFUL)
+    _reward(ws, [t.id for t in ws.store.trials(c.document_id)], 0.5)
+
+    trained = policy.train_lora
+
+    def rolled_back_meanwhile(*args, **kwargs):
+        result = trained(*args, **kwargs)
+        rollback(ws, 0, "policy")
+        return result
+
+    monkeypatch.setattr(policy, "train_lora", rolled_back_meanwhile)
+    with pytest.raises(SealError, match="policy update rejected: the policy lineage's active version moved from v1 "
+                                        "to v0 while this update trained"):
+        policy.update(ws)
+    assert ws.store.active("policy") == 0 and [v.number for v in ws.store.versions("policy")] == [1]
+    assert (home / "adapters" / "policy" / "ACTIVE").read_text().strip() == version_name(0)
+    assert not list((home / "adapters" / ".scratch").iterdir())
+    assert [e.data["parent"] for e in ws.store.events("policy_rejected")] == [1]

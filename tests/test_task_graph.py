@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from agent import task_graph, tasks
+from agent.versions import rollback
 from agent.workspace import Workspace
 from seal import config as seal_config
 
@@ -162,3 +163,29 @@ def test_task_commands_and_the_queue(home, plans, tmp_path, capsys, monkeypatch)
     info = json.loads(run("status", "--json").stdout)
     assert info["queue"] == {"done": 1} and info["errors"] == [], info
     assert Workspace.open().store.active("task/lower") == 1
+
+
+def test_a_rollback_during_a_task_learn_is_never_overwritten(home, plans, tmp_path, monkeypatch):
+    """A task learned again (more demonstrations, same lineage) while its lineage is rolled back: the new plan
+    is rejected with the reason, and the rollback stands (the knowledge commit's rule, one protocol)."""
+    (tmp_path / "upper.json").write_text(json.dumps(TASK))
+    cfg = seal_config.load({"tasks": {"k": 1, "retries": 0, "min_accuracy": 0.0}})
+    ws = Workspace.open(cfg)
+    plans += [VALID, VALID]
+    assert task_graph.learn(ws, tasks.load_task(tmp_path / "upper.json"), "upper.json").version == 1
+    more = {**TASK, "train": [*TASK["train"], {"input": "map", "output": "MAP"}]}
+    (tmp_path / "again").mkdir()
+    (tmp_path / "again" / "upper.json").write_text(json.dumps(more))
+
+    fitted = task_graph.fit
+
+    def rolled_back_meanwhile(*args, **kwargs):
+        result = fitted(*args, **kwargs)
+        if ws.store.active("task/upper") == 1:
+            rollback(ws, 0, "task/upper")
+        return result
+
+    monkeypatch.setattr(task_graph, "fit", rolled_back_meanwhile)
+    result = task_graph.learn(ws, tasks.load_task(tmp_path / "again" / "upper.json"), "again/upper.json")
+    assert result.status == "rejected" and "active version moved from v1 to v0" in result.reason, result
+    assert ws.store.active("task/upper") == 0 and [v.number for v in ws.store.versions("task/upper")] == [1]
