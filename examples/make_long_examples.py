@@ -1,7 +1,7 @@
-"""Writes the long examples: `vell_valley_gazetteer.pdf` (a 30-page gazetteer of an invented valley, with a
-text layer) and `harbour_of_tessery.html` (a saved article page with navigation around it). Every name and
-fact in them is invented. Run from the repository root: python examples/make_long_examples.py (needs fpdf2,
-from the test extra)."""
+"""Writes `vell_valley_gazetteer.pdf`, the long PDF example: a 31-page gazetteer of an invented valley, with
+a text layer (its companion, `harbour_of_tessery.html`, is a saved article page written by hand). Every name
+and fact in them is invented. Run from the repository root: python examples/make_long_examples.py (needs
+fpdf2, from the test extra)."""
 
 from __future__ import annotations
 
@@ -80,35 +80,5 @@ def write_pdf(path: Path) -> None:
     pdf.output(str(path))
 
 
-ARTICLE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>The Harbour of Tessery | Coastal Gazette</title></head>
-<body>
-<header><a href="/">Coastal Gazette</a> <nav><a href="/news">News</a> <a href="/travel">Travel</a>
-<a href="/subscribe">Subscribe</a> <a href="/login">Sign in</a></nav></header>
-<main><article>
-<h1>The Harbour of Tessery</h1>
-<p class="byline">By Orla Venn</p>
-<p>The harbour of Tessery lies on the north side of the island, sheltered by a breakwater of grey granite that
-the engineer Hollis Garrow finished in 1862. The breakwater is 410 metres long, and at its end stands a small
-red light that is lit every evening by the harbour master.</p>
-<h2>Boats and trade</h2>
-<p>About forty fishing boats sail from Tessery. Most of them catch herring in the spring and crab in the autumn.
-The fish market opens at five in the morning on the quay, and its bell was cast in 1871 from the bronze of a
-wrecked ship, the Marigold.</p>
-<p>Salt was the island's first trade. The salt pans west of the harbour were worked until 1924, and the old
-salt store is now the Tessery Museum, which keeps the logbooks of the Brannock Lighthouse.</p>
-<h2>The harbour festival</h2>
-<p>Every August the island holds the Lantern Regatta: boats decorated with paper lanterns race from the
-breakwater to the lighthouse and back. The winning crew receives the Calloway Cup, named after Idris Calloway,
-the lighthouse's first keeper.</p>
-</article></main>
-<aside><h3>Most read</h3><ul><li><a href="/a">Ferry timetable changes</a></li><li><a href="/b">Weather
-warning for the weekend</a></li></ul></aside>
-<footer>© Coastal Gazette. <a href="/privacy">Privacy</a> · <a href="/cookies">Cookie settings</a></footer>
-</body></html>
-"""
-
-
 if __name__ == "__main__":
     write_pdf(HERE / "vell_valley_gazetteer.pdf")
-    (HERE / "harbour_of_tessery.html").write_text(ARTICLE, encoding="utf-8")
