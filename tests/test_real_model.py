@@ -133,7 +133,7 @@ def test_bench_knowledge_smoke(real_home, squad, tmp_path):
     """One SQuAD passage, one format: every condition scored, accuracies are fractions."""
     seal(real_home, "bench", "knowledge", "--data", str(squad), "--n", "1", "--formats", "rewrite", "--out", str(tmp_path))
     result = json.loads((tmp_path / "knowledge-eval-n1.json").read_text())
-    assert result["complete"] and len(result["summary"]) == 5
+    assert result["complete"] and len(result["summary"]) == 7  # no adaptation, in context, 2 retrieval, 3 trained
     assert all(0 <= s["passage_mean"][0] <= 1 for s in result["summary"])
 
 

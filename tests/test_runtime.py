@@ -40,11 +40,11 @@ def test_inbox_files_are_learned_once_and_a_bad_file_fails_with_its_reason(agent
     runtime.run(ws, Event(), once=True)
 
     assert sorted(p.name for p in (folder / "failed").iterdir()) == ["a-blob.bin", "a-blob.bin.reason"]
-    assert "binary" in (folder / "failed" / "a-blob.bin.reason").read_text()
+    assert ".bin files are not supported" in (folder / "failed" / "a-blob.bin.reason").read_text()
     assert [p.name for p in (folder / "processed").iterdir()] == ["lighthouse.md"]
     assert (folder / ".being-written.md").exists(), "dot-files are still being written; the agent leaves them"
     failed, done = ws.store.jobs()
-    assert (failed.status, done.status) == ("failed", "done") and "binary" in failed.error
+    assert (failed.status, done.status) == ("failed", "done") and ".bin files are not supported" in failed.error
     assert done.result["status"] == "committed" and done.result["version"] == 1, done.result
     assert [v.documents for v in ws.store.versions()] == [[done.document_id]]
 

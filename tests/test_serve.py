@@ -18,6 +18,7 @@ import uvicorn
 
 from agent.workspace import Workspace
 from api import create_app
+from seal import config as seal_config
 
 
 @contextmanager
@@ -38,7 +39,7 @@ def serving(app) -> Iterator[str]:
 @pytest.fixture
 def server(learned, monkeypatch):
     monkeypatch.setenv("SEAL_HOME", str(learned.home))
-    ws = Workspace.open()
+    ws = Workspace.open(seal_config.load({"ingest": {"max_document_mb": 0.02}}))  # 20 kB: a document over it fits a body
     with serving(create_app(ws, max_tokens_limit=64)) as url:
         yield url, ws
 
