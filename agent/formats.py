@@ -48,9 +48,11 @@ def pdf_text(raw: bytes, source: str) -> tuple[str | None, str]:
 
 
 def _opens_without_password(reader) -> bool:
+    from pypdf.errors import DependencyError, PyPdfError
+
     try:
         return bool(reader.decrypt(""))
-    except Exception:  # pypdf raises several kinds here (a missing AES backend among them): all mean no
+    except (DependencyError, PyPdfError, NotImplementedError):  # no AES backend, an unknown scheme: it does not open
         return False
 
 
