@@ -54,6 +54,12 @@ class Answer:
     passages: list[Hit] = field(default_factory=list)  # what was put in context
 
 
+def cited(hits: list[Hit]) -> list[dict[str, object]]:
+    """The passages an answer used, as the faces list them (`--json`, the API)."""
+    return [{"document_id": h.document_id, "passage_id": h.passage_id, "title": h.title, "position": h.position,
+             "score": round(h.score, 6)} for h in hits]
+
+
 def context_of(ws: Workspace, context: str | None) -> str:
     """The context mode asked for (None: `answer.context`), checked."""
     context = context or ws.config.answer.context

@@ -14,6 +14,7 @@ from seal.errors import InputError
 
 TEXT_SUFFIXES = ("", ".txt", ".md", ".markdown", ".text")
 MIN_HTML_WORDS = 8
+SUPPORTED = ".txt, .md, .pdf, .html or .docx"  # named in errors
 
 
 def plain_text(raw: bytes, source: str) -> tuple[str | None, str]:
@@ -125,7 +126,7 @@ def extract(raw: bytes, source: str, suffix: str) -> tuple[str | None, str]:
     """(title, text) of a file's content, by its suffix (lower case, with the dot; '' for none)."""
     reader = READERS.get(suffix)
     if reader is None:
-        raise InputError(f"{source}: {suffix} files are not supported; give .txt, .md, .pdf, .html or .docx")
+        raise InputError(f"{source}: {suffix} files are not supported; give {SUPPORTED}")
     return reader(raw, source)
 
 

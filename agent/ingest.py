@@ -16,7 +16,7 @@ from threading import Event
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph.state import CompiledStateGraph
 
-from agent.formats import READERS, extract, plain_text
+from agent.formats import READERS, SUPPORTED, extract, plain_text
 from agent.graph import build_graph
 from agent.workspace import Workspace
 from memory import Document, Trial
@@ -95,7 +95,7 @@ def expand(paths: list[str]) -> list[str]:
             found = sorted(str(f) for f in Path(path).rglob("*") if f.is_file() and f.suffix.lower() in READERS
                            and f.suffix and not any(part.startswith(".") for part in f.relative_to(path).parts))
             if not found:
-                raise InputError(f"{path}: no .txt, .md, .pdf, .html or .docx files in this folder")
+                raise InputError(f"{path}: no {SUPPORTED} files in this folder")
             files += found
         elif not Path(path).exists() and glob.has_magic(path):
             found = sorted(f for f in glob.glob(path, recursive=True) if Path(f).is_file())

@@ -31,7 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters_store import parse_version
-from agent.answer import prepared
+from agent.answer import cited, prepared
 from agent.ingest import DocumentInput, check_text, title_of
 from agent.runtime import submit
 from agent.versions import list_versions, resolve, rollback
@@ -229,9 +229,7 @@ def create_app(ws: Workspace, api_key: str | None = None, max_tokens_limit: int 
         """One completion from target `to`, whole or as server-sent events; `log`: the user turn to log;
         `passages`: those retrieved into the prompt, listed in the response (and its first chunk). A client
         that goes away stops its decoding."""
-        found = {} if passages is None else {"passages": [
-            {"document_id": h.document_id, "passage_id": h.passage_id, "title": h.title, "position": h.position}
-            for h in passages]}
+        found = {} if passages is None else {"passages": cited(passages)}
         model, number = to
         ident, created = f"{kind}-{uuid.uuid4().hex[:24]}", int(time.time())
         chat = kind == "chatcmpl"

@@ -157,18 +157,14 @@ def ask(
 ) -> None:
     """Answer one question with the active knowledge version, retrieved passages, or both (greedy)."""
     from agent.answer import ask as ask_question
+    from agent.answer import cited
 
     answer = ask_question(_workspace(), question, context)
     if as_json:
-        _print_json({"answer": answer.text, "version": answer.version, "passages": _passages(answer.passages)})
+        _print_json({"answer": answer.text, "version": answer.version, "passages": cited(answer.passages)})
     else:
         console.print(answer.text)
         _print_sources(answer.passages)
-
-
-def _passages(hits: list[Hit]) -> list[dict[str, Any]]:
-    return [{"document_id": h.document_id, "passage_id": h.passage_id, "title": h.title, "position": h.position,
-             "score": round(h.score, 6)} for h in hits]
 
 
 def _print_sources(hits: list[Hit]) -> None:
