@@ -408,9 +408,9 @@ def test_interrupted_continual_run_resumes_to_the_same_result(home, data, tmp_pa
 
 
 def test_rehearsal_check_needs_a_known_answer(home, data, tmp_path, capsys):
-    """`python -m benchmarks.rehearsal` on a first passage the model knows nothing of is a one-line error
+    """`python -m studies.rehearsal` on a first passage the model knows nothing of is a one-line error
     that writes nothing."""
-    from benchmarks import rehearsal
+    from studies import rehearsal
 
     code = rehearsal.main(["--data", str(data), "--offset", "0", "--documents", "2", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
@@ -484,7 +484,7 @@ def test_bench_tasks_on_tiny_model(home, tmp_path, capsys):
 
 
 def test_faithfulness_check_on_tiny_model(home, data, tmp_path, capsys):
-    from benchmarks import faithfulness
+    from studies import faithfulness
 
     out = tmp_path / "out"
     code = faithfulness.main(["--data", str(data), "--n", "2", "--formats", "rewrite,self_qa", "--penalties", "1.15,1.0",
@@ -503,7 +503,7 @@ def test_faithfulness_check_on_tiny_model(home, data, tmp_path, capsys):
 def test_matmul_shapes_table_has_a_rate_per_shape_and_dtype():
     """Every shape gets a positive rate in both dtypes, emulated bf16 (about 1 GFLOP/s on AVX2) included;
     the training-step shapes only, since the 2048³ peak takes minutes in emulated bf16."""
-    from benchmarks import matmul_shapes
+    from studies import matmul_shapes
 
     step = {name: shape for name, shape in matmul_shapes.SHAPES.items() if shape[0] == 150}
     rows = matmul_shapes.main(repeats=2, shapes=step).splitlines()[2:]

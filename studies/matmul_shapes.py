@@ -1,4 +1,4 @@
-"""`python -m benchmarks.matmul_shapes`: matrix-multiply throughput at a training step's shapes against
+"""`python -m studies.matmul_shapes`: matrix-multiply throughput at a training step's shapes against
 the square 2048³ one that `seal bench speed` takes its peak from (with 1024³), fp32 and bf16, on this
 machine. It shows where that benchmark's adapt share of peak goes: if the step's own matmuls run near
 peak, the rest of the step is what is slow."""

@@ -1,7 +1,7 @@
 """The cost of ReST-EM rounds in a home, from what the runtime recorded: per round (the policy version that
 wrote the self-edits), documents collected, per-document and total seconds by stage, and each policy update.
 
-    SEAL_HOME=<home> python -m benchmarks.rl_cost [--out benchmarks/results] [--stem rl-cost]"""
+    SEAL_HOME=<home> python -m studies.rl_cost [--out benchmarks/results] [--stem rl-cost]"""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cfg = seal_config.load()
     store = Store.at_home(seal_config.home(), cfg.database_url)
-    result = {"command": "python -m benchmarks.rl_cost " + " ".join(argv or []), "home": str(seal_config.home()),
+    result = {"command": "python -m studies.rl_cost " + " ".join(argv or []), "home": str(seal_config.home()),
               "git": report.git_revision(), **rounds(store)}
     store.close()
     report.write(args.out, args.stem, result, markdown(result))

@@ -9,7 +9,7 @@ adapt trains from v0 (that passage's rewrite self-edit with the same seed, the p
 as is and once with the first passage's text added to its sequences. Each is scored closed-book on the
 first passage's known questions, on its own passage's questions, and on the general-ability set.
 
-    python -m benchmarks.rehearsal [--offset 8] [--documents 6] [--out benchmarks/results]"""
+    python -m studies.rehearsal [--offset 8] [--documents 6] [--out benchmarks/results]"""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ faithful as `agent.faithful` defines it: its numbers and names all occur in the 
 its other words do (`self_edit.faithful_only` trains on only those). Reported per format and penalty:
 faithful sentences of all sentences, and the training sequences the runtime parses from the self-edits.
 
-    python -m benchmarks.faithfulness [--n 20] [--split eval] [--penalties 1.15,1.0] [--out benchmarks/results]"""
+    python -m studies.faithfulness [--n 20] [--split eval] [--penalties 1.15,1.0] [--out benchmarks/results]"""
 
 from __future__ import annotations
 
