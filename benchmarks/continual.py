@@ -183,10 +183,9 @@ def markdown(summary: dict[str, Any], command: str) -> str:
 
 
 def plot(summary: dict[str, Any], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    plt = report.pyplot()
 
     arms = list(summary["mean_matrix"])
     fig, axes = plt.subplots(1, len(arms), figsize=(5.2 * len(arms), 4.6), squeeze=False)
@@ -215,6 +214,7 @@ def run(lm: LanguageModel, sequences: list[list[Passage]], arms: list[str], cfg:
     interrupted run's result, see `report.resumable`) keeps its finished sequences and runs the rest."""
     if not arms or any(a not in ARMS for a in arms):
         raise InputError(f"arms {arms}: use any of {', '.join(ARMS)}")
+    report.pyplot()  # now, not after hours of training: the plot at the end needs matplotlib
     length = len(sequences[0])
     total = len(sequences) * len(arms) * length
     start = time.perf_counter()

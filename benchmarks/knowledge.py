@@ -322,10 +322,7 @@ def retrieval_markdown(summary: list[dict[str, Any]]) -> str:
 
 
 def plot(summary: list[dict[str, Any]], path: Path, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = report.pyplot()
     means = [100 * s["passage_mean"][0] for s in summary]
     errors = [[100 * (s["passage_mean"][0] - s["passage_mean"][1]) for s in summary],
               [100 * (s["passage_mean"][2] - s["passage_mean"][0]) for s in summary]]
@@ -372,6 +369,7 @@ def run(lm: LanguageModel, passages: list[Passage], formats: list[str], cfg: Con
     unknown = [f for f in formats if f not in SELF_EDIT_FORMATS]
     if unknown or not formats:
         raise InputError(f"formats {unknown or '(none)'}: use any of {', '.join(SELF_EDIT_FORMATS)}")
+    report.pyplot()  # now, not after hours of training: the plot at the end needs matplotlib
     start = time.perf_counter()
     edits: dict[str, list[tuple[str, str]]] = {}
     pooled: dict[str, list[tuple[str, str]]] = {}

@@ -26,6 +26,18 @@ RESULTS = Path("benchmarks/results")
 Z95 = 1.959964
 
 
+def pyplot() -> Any:
+    """matplotlib's pyplot, drawing to files only; a one-line error naming the extra when it is missing."""
+    try:
+        import matplotlib
+    except ImportError as e:
+        raise InputError("the benchmark plots need matplotlib, which is not installed; "
+                         "pip install 'seal-runtime[bench]'") from e
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
 def git_revision() -> str:
     """The commit the code ran at, with '+dirty' when the working tree had uncommitted changes."""
     root = Path(__file__).resolve().parent.parent

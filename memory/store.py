@@ -87,6 +87,9 @@ class Store:
             # The schema is brought to the newest revision on open; (from, to) when an existing one was upgraded.
             self.upgraded = self.upgrade() if upgrade else None
         except (ArgumentError, NoSuchModuleError, OperationalError, ImportError) as e:
+            if isinstance(e, ImportError) and e.name == "psycopg":
+                raise ConfigError(f"cannot open the database {url!r}: the PostgreSQL driver is not installed; "
+                                  "pip install 'seal-runtime[postgres]'") from e
             raise ConfigError(f"cannot open the database {url!r}: {str(e).splitlines()[0]}; "
                               "check database_url / SEAL_DATABASE_URL") from e
 
