@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -87,11 +88,30 @@ def device(name: str) -> torch.device:
 
 
 def dtype(name: str, where: torch.device) -> torch.dtype:
-    """model.dtype as a torch dtype: `auto` is bfloat16 on a CUDA GPU that supports it, else float32 (the
-    CPU's rule: its weights stay fp32 and training autocasts to bf16 where the CPU has it natively)."""
+    """model.dtype as a torch dtype: `auto` is bfloat16 on a CUDA GPU that supports it, float16 on one that does
+    not, else float32 (the CPU's rule: its weights stay fp32 and training autocasts to bf16 where the CPU has it
+    natively)."""
     if name == "auto":
-        return torch.bfloat16 if where.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
-    return torch.bfloat16 if name == "bfloat16" else torch.float32
+        if where.type != "cuda":
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(name, torch.float32)
+
+
+def quantization(cfg: ModelConfig, where: torch.device, compute: torch.dtype) -> Any:
+    """model.quantize: None for 'none'; for '4bit' the bitsandbytes NF4 settings (QLoRA: the frozen base in 4 bits,
+    the LoRA in full precision), on a CUDA GPU with bitsandbytes installed — elsewhere a one-line error."""
+    if cfg.quantize == "none":
+        return None
+    if where.type != "cuda":
+        raise InputError(f"model.quantize = '4bit' needs a CUDA GPU (the model is on {where.type}); "
+                         "set model.quantize = 'none' on this machine")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise InputError("model.quantize = '4bit' needs bitsandbytes: pip install 'seal-runtime[qlora]'")
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=compute)
 
 
 def load(cfg: ModelConfig, cache: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
@@ -116,8 +136,15 @@ def load(cfg: ModelConfig, cache: Path) -> tuple[PreTrainedModel, PreTrainedToke
     if not tokenizer.chat_template:
         raise InputError(f"the model in {directory} has no chat template: set model.chat_template to its Jinja "
                          "template (or a file holding it)")
-    model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype(cfg.dtype, where), use_safetensors=True,
+    weights = dtype(cfg.dtype, where)
+    quantized = quantization(cfg, where, weights)
+    model = AutoModelForCausalLM.from_pretrained(directory, dtype=weights, use_safetensors=True,
                                                  device_map={"": where} if where.type != "cpu" else None,
-                                                 trust_remote_code=cfg.trust_remote_code)
+                                                 quantization_config=quantized, trust_remote_code=cfg.trust_remote_code)
+    if quantized is not None:
+        from peft import prepare_model_for_kbit_training
+
+        # The layers left unquantized (norms, embeddings) in fp32 for stable LoRA training on the 4-bit base.
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     model.eval()
     return model, tokenizer, name

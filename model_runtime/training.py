@@ -146,12 +146,13 @@ def native_bf16() -> bool:
 
 
 def autocast_dtype(bf16: bool, device: torch.device = torch.device("cpu")) -> torch.dtype | None:
-    """bfloat16 when asked for and native to the device (a CPU with AVX512-BF16 or AMX, a CUDA GPU that has
-    it); None means no autocast: the weights' own dtype (never the slow emulated path)."""
+    """The dtype training computes in, when mixed precision is asked for: bfloat16 where the device has it
+    natively (a CPU with AVX512-BF16 or AMX, a CUDA GPU that has it), float16 on a CUDA GPU without it (the loss
+    is then scaled); None means no autocast: the weights' own dtype (never the slow emulated path)."""
     if not bf16:
         return None
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if device.type == "cpu" and native_bf16() else None
 
 
@@ -168,7 +169,8 @@ def frozen_weights_in(model: torch.nn.Module, dtype: torch.dtype | None) -> Iter
     the block ends and the layers have their own weights back."""
     frozen = [] if dtype is None else [
         (m, m.weight) for m in model.modules()
-        if isinstance(m, torch.nn.Linear) and not m.weight.requires_grad and m.weight.dtype != dtype]
+        if isinstance(m, torch.nn.Linear) and not m.weight.requires_grad and m.weight.dtype.is_floating_point
+        and m.weight.dtype != dtype]  # a 4-bit layer (QLoRA) computes in its own compute dtype
     try:
         for module, weight in frozen:
             module.weight = torch.nn.Parameter(weight.detach().to(dtype), requires_grad=False)
@@ -231,6 +233,8 @@ def train_lora(lm: LanguageModel, adapter: str, examples: list[TrainingExample],
     with lm.using(adapter) as model:  # the lock: no generation sees the model mid-training
         trainable = []
         start = time.perf_counter()
+        if cfg.gradient_checkpointing:  # recompute each block's activations in backward: less memory, more time
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         try:
             # The teacher is the model before any step: its distributions are computed first.
             rows = teach(model, lm, examples, rows, cfg, autocast_dtype(cfg.bf16, device_of(model)))
@@ -243,6 +247,8 @@ def train_lora(lm: LanguageModel, adapter: str, examples: list[TrainingExample],
             return dataclasses.replace(_train(model, trainable, rows, cfg), seconds=time.perf_counter() - start)
         finally:
             model.eval()
+            if cfg.gradient_checkpointing:
+                model.gradient_checkpointing_disable()
             for param in trainable:
                 param.requires_grad = False
 
@@ -257,6 +263,8 @@ def _train(model: torch.nn.Module, trainable: list[torch.nn.Parameter], rows: li
     generator = torch.Generator().manual_seed(cfg.seed)
     dtype = autocast_dtype(cfg.bf16, device)
     amp = autocast(dtype, device)  # decided once, re-entered every step
+    # float16 gradients underflow: the loss is scaled up before backward and the step skipped on overflow.
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     by_row = cfg.loss_weighting == "sequence"
     plain = all(r.top_ids is None and bool((r.ce == 1).all()) for r in rows)  # cross-entropy alone, unweighted
     losses: list[float] = []
@@ -281,8 +289,9 @@ def _train(model: torch.nn.Module, trainable: list[torch.nn.Parameter], rows: li
                         *_teacher(chosen, cfg.top_k))))
                 loss = masked_loss(per_token, batch["rows"][0, 1:][where] if by_row else None)
                 # Backward and one AdamW step on the LoRA weights, then decay the learning rate.
-                loss.backward()
-                optimizer.step()
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
                 schedule.step()
                 optimizer.zero_grad(set_to_none=True)
                 losses.append(loss.item())

@@ -35,8 +35,10 @@ class ModelConfig:
     path: str = _help("Hugging Face model directory; empty means the bundled SmolLM2-135M-Instruct.", "")
     device: str = _help("Where the model runs: auto (CUDA if present, else Apple mps, else the CPU), cpu, cuda, "
                         "cuda:N or mps. Nothing falls back to the CPU silently.", "auto")
-    dtype: str = _help("Weights dtype: auto (bfloat16 on a CUDA GPU that has it, else float32), float32 or bfloat16.",
-                       "auto")
+    dtype: str = _help("Weights dtype: auto (bfloat16 on a CUDA GPU that has it, float16 on one that does not, else "
+                       "float32), float32, bfloat16 or float16.", "auto")
+    quantize: str = _help("Base weights: none, or 4bit (QLoRA: NF4 via bitsandbytes on a CUDA GPU, the LoRA in full "
+                          "precision; pip install 'seal-runtime[qlora]').", "none")
     threads: int = _help("CPU threads for torch; 0 means all cores.", 0)
     trust_remote_code: bool = _help("Let transformers run code shipped with the model directory.", False)
     chat_template: str = _help("Jinja chat template (or a file holding one) for a model directory that ships none.", "")
@@ -93,8 +95,11 @@ class TrainConfig:
                                 "sentence counts as much as a long passage chunk; 3.0 points below token on the "
                                 "faithful rewrites of BENCHMARKS.md §1).", "token")
     replay: int = _help("Sequences replayed from earlier committed self-edits.", 8)
-    bf16: bool = _help("bfloat16 autocast during training where the CPU has native bf16 (AVX512-BF16 or AMX: "
-                       "~30% faster); elsewhere bf16 is emulated and far slower, so training stays fp32.", True)
+    bf16: bool = _help("Mixed precision in training: bfloat16 autocast where the device has it natively (a CUDA GPU; "
+                       "a CPU with AVX512-BF16 or AMX: ~30% faster), float16 with loss scaling on a CUDA GPU without "
+                       "it; on other CPUs bf16 is emulated and far slower, so training stays fp32.", True)
+    gradient_checkpointing: bool = _help("Recompute activations in the backward pass instead of keeping them: far "
+                                         "less memory for a large model or long passages, ~30% more time.", False)
     seed: int = _help("Seed for initialisation and shuffling.", 0)
 
 
@@ -168,8 +173,27 @@ class RunConfig:
     poll_seconds: float = _help("How often `seal run` looks for new work when idle.", 2.0)
 
 
+# Named sets of defaults, under the config file and `--set`: `cpu` is the dataclasses' own (a 2-core CPU and the
+# bundled 135M model); `gpu` the SEAL paper's settings where they fit one card and a 0.5B-8B model: LoRA rank 32,
+# alpha 64, learning rate 1e-3, 10 epochs, several self-edits a document, longer self-edits and answers.
+PROFILES: dict[str, dict[str, Any]] = {
+    "cpu": {},
+    "gpu": {
+        "self_edit": {"k": 3, "max_new_tokens": 1024, "max_sequences": 64, "max_sequence_tokens": 1024},
+        "train": {"rank": 32, "alpha": 64, "learning_rate": 1e-3, "epochs": 10, "batch_size": 16,
+                  "max_questions": 32, "top_k": 64},
+        "verify": {"answer_tokens": 64, "retention_probes": 32},
+        "policy": {"batch_size": 16, "max_tokens": 4096},
+        "ingest": {"passage_words": 400},
+        "answer": {"passages": 5},
+    },
+}
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config:
+    profile: str = _help(f"Defaults for the hardware: {' or '.join(PROFILES)} (the SEAL paper's sizes where they fit "
+                         "one GPU card); settings in this file and `--set` override them.", "cpu")
     database_url: str = _help("SQLAlchemy URL; empty means SQLite at $SEAL_HOME/seal.db.", "")
     model: ModelConfig = field(default_factory=ModelConfig)
     self_edit: SelfEditConfig = field(default_factory=SelfEditConfig)
@@ -192,8 +216,10 @@ def _problems(cfg: Config) -> list[str]:
             if isinstance(value, float) and not math.isfinite(value):
                 p.append(f"{section.name}.{f.name} = {value}: must be a finite number")
     m, s, t, v, i, pol = cfg.model, cfg.self_edit, cfg.train, cfg.verify, cfg.ingest, cfg.policy
-    if m.dtype not in ("auto", "float32", "bfloat16"):
-        p.append(f"model.dtype = {m.dtype!r}: use 'auto', 'float32' or 'bfloat16'")
+    if m.dtype not in ("auto", "float32", "bfloat16", "float16"):
+        p.append(f"model.dtype = {m.dtype!r}: use 'auto', 'float32', 'bfloat16' or 'float16'")
+    if m.quantize not in ("none", "4bit"):
+        p.append(f"model.quantize = {m.quantize!r}: use 'none' or '4bit'")
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", m.device):
         p.append(f"model.device = {m.device!r}: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
     if m.threads < 0:
@@ -341,7 +367,7 @@ def config_path() -> Path:
 
 
 def load(overrides: dict[str, Any] | None = None) -> Config:
-    """The effective configuration: defaults < $SEAL_HOME/config.toml < `overrides`."""
+    """The effective configuration: defaults < the chosen profile's < $SEAL_HOME/config.toml < `overrides`."""
     data: dict[str, Any] = {}
     path = config_path()
     if path.exists():
@@ -352,7 +378,11 @@ def load(overrides: dict[str, Any] | None = None) -> Config:
     url = os.environ.get("SEAL_DATABASE_URL")
     if url:
         data["database_url"] = url
-    return from_dict(_merge(data, overrides or {}))
+    data = _merge(data, overrides or {})
+    profile = data.get("profile", Config.profile)
+    if profile not in PROFILES:
+        raise ConfigError(f"profile = {profile!r}: use {' or '.join(repr(p) for p in PROFILES)}")
+    return from_dict(_merge(PROFILES[profile], data))
 
 
 def to_toml(cfg: Config) -> str:

@@ -55,3 +55,26 @@ def test_non_finite_numbers_and_bad_nesting_are_refused():
         config.from_dict(config.parse_overrides(["self_edit.temperature=nan"]))
     with pytest.raises(ConfigError, match="train is set to a value"):
         config.parse_overrides(["train=5", "train.epochs=3"])
+
+
+def test_the_gpu_profile_sits_under_the_file_and_overrides(monkeypatch, tmp_path):
+    """profile = "gpu" (in config.toml or via --set) brings the GPU-sized defaults; the file's own settings and
+    --set still win; the default profile is the dataclasses' own; an unknown profile is one error naming both."""
+    monkeypatch.setenv("SEAL_HOME", str(tmp_path))
+    assert config.load() == config.Config()
+    gpu = config.load({"profile": "gpu"})
+    assert (gpu.profile, gpu.train.rank, gpu.train.alpha, gpu.train.epochs, gpu.self_edit.k) == ("gpu", 32, 64, 10, 3)
+    (tmp_path / "config.toml").write_text('profile = "gpu"\n[train]\nrank = 8\n')
+    cfg = config.load({"train": {"epochs": 2}})
+    assert (cfg.train.rank, cfg.train.epochs, cfg.train.alpha) == (8, 2, 64)
+    assert config.load({"profile": "cpu"}).train.alpha == config.Config().train.alpha
+    with pytest.raises(ConfigError, match="profile = 'tpu': use 'cpu' or 'gpu'"):
+        config.load({"profile": "tpu"})
+    for name, values in config.PROFILES.items():  # every profile is a valid configuration
+        assert config.from_dict({**values, "profile": name}).profile == name
+
+
+def test_model_quantize_and_dtype_values_are_checked():
+    with pytest.raises(ConfigError, match="model.quantize = '8bit': use 'none' or '4bit'"):
+        config.from_dict({"model": {"quantize": "8bit"}})
+    assert config.from_dict({"model": {"dtype": "float16"}}).model.dtype == "float16"

@@ -80,3 +80,44 @@ def test_training_on_cuda_matches_the_cpu(tiny_model_dir):
     assert gpu_losses[0] == pytest.approx(cpu_losses[0], rel=0.02)
     assert gpu_losses[-1] < gpu_losses[0] and cpu_losses[-1] < cpu_losses[0]
     assert gpu_drift > 0 and cpu_drift > 0
+
+
+def test_float16_where_a_gpu_lacks_bfloat16(monkeypatch):
+    """model.dtype = auto on a CUDA GPU without bfloat16 loads float16 weights (training then scales its loss)."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert loading.dtype("auto", torch.device("cuda")) == torch.float16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert loading.dtype("auto", torch.device("cuda")) == torch.bfloat16
+    assert loading.dtype("float16", torch.device("cpu")) == torch.float16
+
+
+def test_4bit_base_weights_need_a_cuda_gpu_and_bitsandbytes(tiny_model_dir, monkeypatch):
+    """model.quantize = 4bit (QLoRA) where it cannot run is a one-line error naming the fix, before any weight
+    is read: on a CPU, and on a CUDA device without bitsandbytes installed."""
+    from seal.config import ModelConfig
+
+    with pytest.raises(InputError, match="needs a CUDA GPU .*set model.quantize = 'none'"):
+        loading.load(ModelConfig(path=str(tiny_model_dir), device="cpu", quantize="4bit"), tiny_model_dir)
+    monkeypatch.setattr(loading.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(InputError, match=r"pip install 'seal-runtime\[qlora\]'"):
+        loading.quantization(ModelConfig(quantize="4bit"), torch.device("cuda"), torch.bfloat16)
+    assert loading.quantization(ModelConfig(), torch.device("cuda"), torch.bfloat16) is None
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_qlora_trains_on_a_4bit_base(tiny_model_dir):
+    """On a CUDA GPU with bitsandbytes, a 4-bit base trains a fp32 LoRA that changes its answers' loss."""
+    pytest.importorskip("bitsandbytes")
+    from agent.adapt import lora_config
+    from model_runtime import LanguageModel, TrainingExample, train_lora
+    from seal.config import ModelConfig, TrainConfig
+
+    model, tokenizer, name = loading.load(ModelConfig(path=str(tiny_model_dir), device="cuda", quantize="4bit"),
+                                          tiny_model_dir)
+    lm = LanguageModel(model, tokenizer, name)
+    cfg = TrainConfig(epochs=4, learning_rate=1e-2)
+    lm.add_adapter("cand", lora_config(cfg, lm.base))
+    result = train_lora(lm, "cand", [TrainingExample("", "Morwen Hale built the lighthouse in 1847.")], cfg)
+    assert result.losses[-1] < result.losses[0]
+    assert all(p.dtype == torch.float32 for n, p in lm.peft.named_parameters() if "lora_" in n)

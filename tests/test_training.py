@@ -1,5 +1,7 @@
 """The LoRA training loop on the tiny model: what trains, what stays frozen, what carries the loss."""
 
+import math
+
 import pytest
 import torch
 
@@ -218,3 +220,56 @@ def test_bf16_autocast_only_where_native(monkeypatch):
     with training.autocast(None):
         assert not torch.is_autocast_enabled("cpu")
 
+
+
+def test_cuda_without_bf16_trains_in_float16(monkeypatch):
+    """On a CUDA GPU without bfloat16, mixed precision is float16 (with the loss scaled in training)."""
+    from model_runtime import training
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert training.autocast_dtype(True, torch.device("cuda")) == torch.float16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert training.autocast_dtype(True, torch.device("cuda")) == torch.bfloat16
+
+
+def test_float16_training_scales_the_loss(tiny_model_dir, monkeypatch):
+    """Under float16 autocast the loss is scaled before backward (a GradScaler that is on) and the LoRA still
+    learns: finite losses, changed matrices, fp32 LoRA weights."""
+    scalers = []
+
+    class Recording(torch.amp.GradScaler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            scalers.append(self)
+
+    monkeypatch.setattr(training, "autocast_dtype", lambda bf16, device=None: torch.float16)
+    monkeypatch.setattr(torch.amp, "GradScaler", Recording)
+    lm = tiny_lm(tiny_model_dir)
+    cfg = TrainConfig(epochs=3, learning_rate=1e-2)
+    lm.add_adapter("cand", lora_config(cfg, lm.base))
+    before = {n: p.detach().clone() for n, p in lm.peft.named_parameters() if "lora_B" in n}
+    result = train_lora(lm, "cand", [TrainingExample("", "Morwen Hale built the lighthouse in 1847.")], cfg)
+    assert [s.is_enabled() for s in scalers] == [True] and scalers[0].get_scale() > 1
+    assert all(math.isfinite(loss) for loss in result.losses) and result.losses[-1] < result.losses[0]
+    after = dict(lm.peft.named_parameters())
+    assert all(not torch.equal(after[n], p) and after[n].dtype == torch.float32 for n, p in before.items())
+
+
+def test_gradient_checkpointing_trains_the_same(tiny_model_dir):
+    """train.gradient_checkpointing recomputes activations in backward: the same losses and LoRA weights as
+    keeping them (fp32), and the model is left without checkpointing for generation."""
+    results = []
+    for checkpointing in (False, True):
+        lm = tiny_lm(tiny_model_dir)
+        cfg = TrainConfig(epochs=3, batch_size=2, learning_rate=1e-2, bf16=False, gradient_checkpointing=checkpointing)
+        torch.manual_seed(0)  # the same initial LoRA A matrices
+        lm.add_adapter("cand", lora_config(cfg, lm.base))
+        examples = [TrainingExample("", "Morwen Hale built the lighthouse in 1847."),
+                    TrainingExample("Q: who? A:", " Hale"), TrainingExample("", "It is green and white.")]
+        losses = train_lora(lm, "cand", examples, cfg).losses
+        assert not lm.base.is_gradient_checkpointing
+        results.append((losses, {n: p.detach() for n, p in lm.peft.named_parameters() if "lora_" in n}))
+    (plain, weights), (recomputed, weights_recomputed) = results
+    assert recomputed == pytest.approx(plain, rel=1e-5)
+    for name, value in weights.items():
+        torch.testing.assert_close(weights_recomputed[name], value, atol=1e-6, rtol=1e-5)
