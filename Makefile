@@ -8,6 +8,7 @@ VLLM_VENV := .venv-vllm
 
 .PHONY: setup vllm demo test test-unit
 
+# The [test] extra pulls every optional extra the suite needs: [postgres], [bench], [arc].
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) --upgrade pip
