@@ -4,6 +4,8 @@ safetensors directory under the home dir) or any local Hugging Face model direct
 from __future__ import annotations
 
 import importlib.util
+import json
+import math
 import os
 import shutil
 import tempfile
@@ -11,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 from transformers.utils import logging as hf_logging
 
 from seal.config import ModelConfig
@@ -114,6 +117,47 @@ def quantization(cfg: ModelConfig, where: torch.device, compute: torch.dtype) ->
                               bnb_4bit_compute_dtype=compute)
 
 
+def free_memory(where: torch.device) -> int | None:
+    """Bytes free on the device: CUDA's own count, the CPU's available RAM; None where unknown (mps)."""
+    if where.type == "cuda":
+        return torch.cuda.mem_get_info(where)[0]
+    if where.type == "cpu":
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return None
+
+
+def parameters(directory: Path) -> int:
+    """The model's parameter count, from its safetensors headers (no weight is read)."""
+    from safetensors import safe_open
+
+    total = 0
+    for file in sorted(directory.glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as f:
+            total += sum(math.prod(f.get_slice(name).get_shape()) for name in f.keys())
+    return total
+
+
+def check_loadable(directory: Path, cfg: ModelConfig, where: torch.device, weights: torch.dtype) -> None:
+    """Before any weight is read: the architecture is one transformers can load as a causal LM, and its weights
+    (in `weights`, or 4 bits) fit in the device's free memory with room to work; else a one-line error."""
+    try:
+        config = AutoConfig.from_pretrained(directory, trust_remote_code=cfg.trust_remote_code)
+    except (ValueError, KeyError) as e:
+        kind = json.loads((directory / "config.json").read_text(encoding="utf-8")).get("model_type", "?")
+        raise InputError(f"model.path {cfg.path!r}: transformers cannot read model type {kind!r} ({type(e).__name__}); "
+                         "upgrade transformers, or set model.trust_remote_code = true if the model ships its own "
+                         "code") from None
+    if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not cfg.trust_remote_code:
+        raise InputError(f"model.path {cfg.path!r}: a {config.model_type!r} model is not a causal language model "
+                         "transformers can generate with; use a chat (instruct) model directory")
+    needed = parameters(directory) * (0.55 if cfg.quantize == "4bit" else weights.itemsize)
+    free = free_memory(where)
+    if free is not None and needed * 1.2 > free:
+        raise InputError(f"model.path {cfg.path!r}: its weights need ~{needed / 2**30:.1f} GiB in "
+                         f"{'4 bits' if cfg.quantize == '4bit' else str(weights).removeprefix('torch.')} but {where} has "
+                         f"{free / 2**30:.1f} GiB free; use a smaller model, model.quantize = '4bit' or another device")
+
+
 def load(cfg: ModelConfig, cache: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
     """Load (model, tokenizer, name) for `cfg`, in eval mode on its device, its weights read straight into
     their dtype there."""
@@ -130,14 +174,15 @@ def load(cfg: ModelConfig, cache: Path) -> tuple[PreTrainedModel, PreTrainedToke
         directory = converted_dir(cache)
     name = model_name(cfg)
     where = device(cfg.device)
+    weights = dtype(cfg.dtype, where)
+    quantized = quantization(cfg, where, weights)
+    check_loadable(directory, cfg, where, weights)
     tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=cfg.trust_remote_code)
     if cfg.chat_template:
         tokenizer.chat_template = chat_template(cfg.chat_template)
     if not tokenizer.chat_template:
         raise InputError(f"the model in {directory} has no chat template: set model.chat_template to its Jinja "
                          "template (or a file holding it)")
-    weights = dtype(cfg.dtype, where)
-    quantized = quantization(cfg, where, weights)
     model = AutoModelForCausalLM.from_pretrained(directory, dtype=weights, use_safetensors=True,
                                                  device_map={"": where} if where.type != "cpu" else None,
                                                  quantization_config=quantized, trust_remote_code=cfg.trust_remote_code)

@@ -121,3 +121,35 @@ def test_qlora_trains_on_a_4bit_base(tiny_model_dir):
     result = train_lora(lm, "cand", [TrainingExample("", "Morwen Hale built the lighthouse in 1847.")], cfg)
     assert result.losses[-1] < result.losses[0]
     assert all(p.dtype == torch.float32 for n, p in lm.peft.named_parameters() if "lora_" in n)
+
+
+def _model_copy(tiny_model_dir, tmp_path, **config_changes):
+    import json
+    import shutil
+
+    directory = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, directory)
+    config = json.loads((directory / "config.json").read_text())
+    (directory / "config.json").write_text(json.dumps({**config, **config_changes}))
+    return directory
+
+
+def test_a_model_that_cannot_load_is_one_error_before_any_weight_is_read(tiny_model_dir, tmp_path, monkeypatch):
+    """An architecture transformers does not know, one that is not a causal LM, and weights larger than the
+    device's free memory (counted from the safetensors headers) are each an InputError naming the fix."""
+    from seal.config import ModelConfig
+
+    unknown = _model_copy(tiny_model_dir, tmp_path / "a", model_type="nosuchmodel")
+    with pytest.raises(InputError, match="cannot read model type 'nosuchmodel'.*upgrade transformers"):
+        loading.load(ModelConfig(path=str(unknown), device="cpu"), tmp_path)
+    encoder = _model_copy(tiny_model_dir, tmp_path / "b", model_type="t5")
+    with pytest.raises(InputError, match="'t5' model is not a causal language model"):
+        loading.load(ModelConfig(path=str(encoder), device="cpu"), tmp_path)
+
+    count = loading.parameters(tiny_model_dir)
+    model, _, _ = loading.load(ModelConfig(path=str(tiny_model_dir), device="cpu"), tmp_path)
+    assert count == sum(p.numel() for p in model.parameters())
+    monkeypatch.setattr(loading, "free_memory", lambda where: count * 4)  # the fp32 weights, no room to work
+    monkeypatch.setattr(loading.AutoModelForCausalLM, "from_pretrained", lambda *a, **k: pytest.fail("loaded"))
+    with pytest.raises(InputError, match=r"need ~.* GiB in float32 but cpu has .* GiB free; use a smaller model"):
+        loading.load(ModelConfig(path=str(tiny_model_dir), device="cpu"), tmp_path)
