@@ -1,5 +1,6 @@
 """Ingest: read and check documents (before anything is written), then run each through the graph,
-checkpointed under the home directory so an interrupted ingest resumes where it stopped."""
+checkpointed under the home directory so an interrupted ingest resumes where it stopped; after each document,
+the policy update runs when its schedule calls for one, whoever asked for the ingest."""
 
 from __future__ import annotations
 
@@ -212,16 +213,18 @@ def learn(ws: Workspace, item: DocumentInput, saver: SqliteSaver, resume: bool =
 
 
 def ingest(ws: Workspace, documents: list[DocumentInput]) -> Iterator[IngestResult]:
-    """Learn each document in turn (see `learn`)."""
+    """Learn each document in turn (see `learn`); after each, the policy update runs if its schedule says so."""
     with checkpointer(ws) as saver:
         for item in documents:
             result = learn(ws, item, saver)
             assert result is not None  # nothing asks this run to stop
+            scheduled_update(ws)
             yield result
 
 
 def resume(ws: Workspace) -> Iterator[IngestResult]:
-    """Finish every interrupted ingest from its last checkpoint, without repeating finished stages."""
+    """Finish every interrupted ingest from its last checkpoint, without repeating finished stages; after each,
+    the policy update runs if its schedule says so."""
     with checkpointer(ws) as saver:
         for doc in ws.store.pending_documents():
             with learning(ws):
@@ -229,4 +232,12 @@ def resume(ws: Workspace) -> Iterator[IngestResult]:
                     continue
                 result = run_graph(ws, doc, saver, resume=True)
             assert result is not None
+            scheduled_update(ws)
             yield result
+
+
+def scheduled_update(ws: Workspace) -> None:
+    """The policy schedule (policy.update_every_*), applied after a document is learned (`agent.policy.maybe_update`)."""
+    from agent.policy import maybe_update  # imported here: the policy module builds on this one (collect runs its graph)
+
+    maybe_update(ws)

@@ -9,7 +9,8 @@
             earned its reward with; one with no faithful sentence added nothing to the passage, and is left out.
   update  — M-step: fine-tune the policy adapter (from the active policy version) on the selected
             (prompt → self-edit) pairs, loss on the self-edit tokens only; commit a policy version.
-  due     — the schedule: every N committed documents, or N new positive-reward trials."""
+  due     — the schedule: every N committed documents, or N new positive-reward trials; `maybe_update`
+            applies it after every ingest (`agent.ingest` and the agent call it), so no caller has to."""
 
 from __future__ import annotations
 
@@ -72,8 +73,12 @@ def f1_gain(trial: Trial) -> float:
     return sum(r["f1_after"] - r["f1_before"] for r in rows) / len(rows) if rows else 0.0
 
 
-def collect(ws: Workspace, documents: list[DocumentInput]) -> Iterator[IngestResult]:
-    """Score `self_edit.k` candidates per document with the active policy; log them, commit nothing."""
+def collect(ws: Workspace, documents: list[DocumentInput], k: int | None = None) -> Iterator[IngestResult]:
+    """Score `k` candidates per document (default: `self_edit.k`) with the active policy; log them, commit
+    nothing."""
+    if k is not None:  # the graph reads self_edit.k from the workspace: one that shares this one's store and model
+        self_edit = dataclasses.replace(ws.config.self_edit, k=k)
+        ws = dataclasses.replace(ws, config=dataclasses.replace(ws.config, self_edit=self_edit), _lm=ws.lm)
     with checkpointer(ws) as saver:
         for item in documents:
             with learning(ws):
@@ -186,8 +191,10 @@ def due(ws: Workspace) -> str | None:
 
 
 def maybe_update(ws: Workspace) -> Version | None:
-    """Run the scheduled update when it is due and there is something to learn from (decided under the
-    learner lock, so two processes finishing ingests at once do not both update from the same version)."""
+    """The schedule's one entry point: run the update when it is due and there is something to learn from.
+    It runs after every document `agent.ingest` learns (`seal ingest`, chat's /learn, Python callers) and
+    after every job of the agent (`seal submit`, the inbox, the API's documents). Decided under the learner
+    lock, so two processes finishing ingests at once do not both update from the same version."""
     if due(ws) is None:
         return None
     with learning(ws):
@@ -195,4 +202,7 @@ def maybe_update(ws: Workspace) -> Version | None:
         if reason is None or not training_set(ws):
             return None
         ws.progress("update", f"policy update due: {reason}")
-        return _update(ws, reason)
+        version = _update(ws, reason)
+    ws.progress("policy", f"scheduled update: policy v{version.number} learned from {version.metrics['examples']} "
+                          "self-edits")
+    return version

@@ -164,9 +164,7 @@ def run(ws: Workspace, stop: Event, once: bool = False) -> None:
                 stop.wait(ws.config.run.poll_seconds)
                 continue
             if work(ws, job, stop) and not stop.is_set():
-                policy = maybe_update(ws)
-                if policy is not None:
-                    ws.progress("policy", f"scheduled update: policy v{policy.number}")
+                maybe_update(ws)
 
 
 def status(ws: Workspace) -> dict:

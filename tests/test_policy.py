@@ -5,6 +5,7 @@ positive rewards the test writes them into the logged trials, as a real collect 
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -172,6 +173,31 @@ def test_schedule_runs_the_update_when_due(home):
     assert version is not None and version.number == 1
     assert policy.due(ws) is None, "v1 has no trials yet, so no further update is due"
     assert [e.data["version"] for e in ws.store.events("policy_update")] == [1]
+
+
+@pytest.mark.parametrize("path", ["library", "chat"])
+def test_every_ingest_path_runs_the_scheduled_update(home, path, monkeypatch, capsys):
+    """update_every_documents=1 with a positive self-edit to learn from: a document learned by the library's
+    `ingest()`, or typed into chat's /learn, is followed by the policy update, as after `seal ingest` or a job
+    of `seal run` — the schedule lives in the library, not in the callers that remember it."""
+    every = {"policy": {"update_every_documents": 1}}
+    ws = Workspace.open(seal_config.load({**every, "self_edit": {"k": 2}}))
+    [a] = _collect(ws, ("A", DOCUMENT, SUPPLIED))
+    _text(ws, ws.store.trials(a.document_id)[:1], FAITHFUL)
+    _reward(ws, [ws.store.trials(a.document_id)[0].id], 0.5)
+    assert policy.due(ws) is None, "nothing committed yet, so no update is due before the ingest"
+    if path == "library":
+        [learned] = ingest(Workspace.open(seal_config.load(every), lm=ws.lm), [DocumentInput("B.md", "B", OTHER)])
+        assert learned.status == "committed"
+    else:
+        monkeypatch.setattr("sys.stdin", io.StringIO(f"/learn {OTHER}\n/quit\n"))
+        code, out, err = run_cli(["--set", "policy.update_every_documents=1", "chat"], capsys)
+        assert code == 0 and "committed" in out, out + err
+        assert "scheduled update: policy v1" in out, "chat reports the update the schedule ran"
+    assert ws.store.active("knowledge") == 1 and ws.store.active("policy") == 1, \
+        f"{path}: the committed document should have triggered the due policy update"
+    [event] = ws.store.events("policy_update")
+    assert "1 documents committed since policy v0" in event.data["reason"]
 
 
 def test_rl_cli(home, capsys):
