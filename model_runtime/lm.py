@@ -216,17 +216,21 @@ class LanguageModel:
                  temperature: float = 0.0, top_p: float = 1.0, repetition_penalty: float = 1.0,
                  seed: int = 0, batch_size: int = 32) -> list[str]:
         """Complete each prompt (already templated). Greedy when temperature is 0; batched (batch 32 decodes
-        30 short answers in about half the time batch 8 takes on 2 CPU cores), with the prompts' shared
-        prefix computed once where they have one, else left-padded.
+        30 short answers in about half the time batch 8 takes on 2 CPU cores) in order of length, so that a
+        short prompt is not padded to a long one's length, with the prompts' shared prefix computed once where
+        they have one, else left-padded.
         `adapter` is one adapter for every prompt (None: the base model), or a list with one per prompt,
         decoded together as mixed batches."""
         config = self._generation_config(max_new_tokens, temperature, top_p, repetition_penalty)
         mixed = isinstance(adapter, list) and self.peft is not None  # without adapters every row is the base
-        outputs: list[str] = []
+        lengths = [len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+        order = sorted(range(len(prompts)), key=lengths.__getitem__)
+        outputs: list[str] = [""] * len(prompts)
         with self.using("*" if mixed else None if isinstance(adapter, list) else adapter) as module:
             for start in range(0, len(prompts), batch_size):
-                batch = prompts[start:start + batch_size]
-                names = [a or "__base__" for a in adapter[start:start + batch_size]] if mixed else None
+                rows = order[start:start + batch_size]
+                batch = [prompts[i] for i in rows]
+                names = [adapter[i] or "__base__" for i in rows] if mixed else None
                 enc = self.encode_shared_prefix(module, batch, names)
                 if enc is None:
                     enc = self.encode_left_padded(batch)
@@ -235,7 +239,8 @@ class LanguageModel:
                 torch.manual_seed(seed + start)
                 out = module.generate(**enc, generation_config=config)
                 new = out[:, enc["input_ids"].shape[1]:]
-                outputs += [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+                for i, text in zip(rows, self.tokenizer.batch_decode(new, skip_special_tokens=True)):
+                    outputs[i] = text.strip()
         return outputs
 
     def stream(self, prompt: str, *, adapter: str | None = None, max_new_tokens: int = 256,

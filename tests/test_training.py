@@ -137,6 +137,11 @@ def test_mixed_batch_equals_one_adapter_at_a_time(tiny_model_dir):
     assert base != tuned, "training must change what the adapter says"
     mixed = lm.generate(prompts + prompts, adapter=[None] * 3 + ["first"] * 3, max_new_tokens=8)
     assert mixed == base + tuned
+    # Batches form in order of length, and the answers come back in the caller's order.
+    long = lm.chat_prompt([{"role": "user", "content": "Passage: Morwen Hale built the lighthouse in 1847. " * 6 + "Who?"}])
+    rows, names = [long, *prompts, long], [None, "first", None, "first", "first"]
+    assert lm.generate(rows, adapter=names, max_new_tokens=8, batch_size=2) == [
+        lm.generate([p], adapter=a, max_new_tokens=8)[0] for p, a in zip(rows, names)]
 
 
 def test_a_shared_prefix_decodes_what_left_padding_decodes(tiny_model_dir, monkeypatch):
