@@ -31,10 +31,14 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 def main_options(
     set_: Annotated[list[str] | None, typer.Option("--set", metavar="SECTION.KEY=VALUE",
                                                       help="Override a setting for this run, e.g. --set train.epochs=5.")] = None,
+    profile: Annotated[str | None, typer.Option(help=f"Defaults for the hardware: {' or '.join(seal_config.PROFILES)} "
+                                                     "(the same as --set profile=NAME).")] = None,
 ) -> None:
     """Learn documents into the model's weights (SEAL), ask and chat, and manage knowledge versions."""
     overrides.clear()
     overrides.update(seal_config.parse_overrides(set_ or []))
+    if profile is not None:
+        overrides["profile"] = profile
 
 
 for commands in (learn.app, run.app, history.app, serve.app, store.app):  # top-level commands
