@@ -57,9 +57,8 @@ class SelfEditConfig:
     max_sequences: int = _help("Most training sequences kept from one self-edit.", 16)
     max_sequence_tokens: int = _help("Longest training sequence, in tokens (longer ones are split).", 192)
     faithful_only: bool = _help("Train only on the self-edit's faithful sentences and QA pairs: those whose numbers "
-                                "and capitalised names all occur in the document and whose other words mostly do. "
-                                "On by default: the bundled model's rewrites as written cost 5.6 points against "
-                                "training on the passage alone (BENCHMARKS.md §1).", True)
+                                "and capitalised names all occur in the document and whose other words mostly do "
+                                "(a small model's self-edits invent names and numbers).", True)
     seed: int = _help("Seed for sampling; each candidate adds its index.", 0)
 
 
@@ -92,8 +91,7 @@ class TrainConfig:
     loss_on: str = _help("Tokens that carry the loss: completion (prompt masked) or all.", "completion")
     loss_weighting: str = _help("How a step's loss averages over its batch: token (every target token weighs the "
                                 "same) or sequence (every sequence's own mean weighs the same, so a short self-edit "
-                                "sentence counts as much as a long passage chunk; 3.0 points below token on the "
-                                "faithful rewrites of BENCHMARKS.md §1).", "token")
+                                "sentence counts as much as a long passage chunk).", "token")
     replay: int = _help("Sequences replayed from earlier committed self-edits.", 8)
     bf16: bool = _help("Mixed precision in training: bfloat16 autocast where the device has it natively (a CUDA GPU; "
                        "a CPU with AVX512-BF16 or AMX: ~30% faster), float16 with loss scaling on a CUDA GPU without "
