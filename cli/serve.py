@@ -22,9 +22,15 @@ def serve(host: Annotated[str, typer.Option(help="Address to bind; anything but 
     is the active version, swapped live after a commit or rollback; `seal@vN` pins one."""
     import ipaddress
 
-    import uvicorn
+    try:
+        import uvicorn
 
-    from api import create_app
+        from api import create_app
+    except ImportError as e:
+        if e.name not in ("fastapi", "uvicorn", "starlette"):
+            raise
+        raise SealError("seal serve needs FastAPI and uvicorn, which are not installed; "
+                        "pip install 'seal-runtime[serve]'") from None
 
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback

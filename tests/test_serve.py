@@ -228,6 +228,16 @@ def test_binding_beyond_loopback_needs_a_key(learned):
     assert run.returncode == 1 and len(err.splitlines()) == 1 and "--api-key" in err
 
 
+def test_without_the_serve_extra_serve_names_it(home, capsys, monkeypatch):
+    """Without FastAPI or uvicorn installed, `seal serve` is one line naming the extra, exit 1."""
+    from tests.conftest import seal
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # `import uvicorn` then fails as if it were not installed
+    run = seal(home, "serve", capsys=capsys, monkeypatch=monkeypatch)
+    err = run.stderr.decode().strip()
+    assert run.returncode == 1 and len(err.splitlines()) == 1 and "pip install 'seal-runtime[serve]'" in err, err
+
+
 def test_live_swaps_while_a_client_chats(server, learned, tmp_path):
     """A client chats without pause while a document is committed by another process and then the
     version is rolled back over the API: every reply is whole, and the serving version follows."""
