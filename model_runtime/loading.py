@@ -118,11 +118,14 @@ def quantization(cfg: ModelConfig, where: torch.device, compute: torch.dtype) ->
 
 
 def free_memory(where: torch.device) -> int | None:
-    """Bytes free on the device: CUDA's own count, the CPU's available RAM; None where unknown (mps)."""
+    """Bytes free on the device: CUDA's own count; for the CPU the RAM Linux says is available (page cache
+    included, as it can be reclaimed); None where unknown (mps, other systems)."""
     if where.type == "cuda":
         return torch.cuda.mem_get_info(where)[0]
-    if where.type == "cpu":
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if where.type == "cpu" and Path("/proc/meminfo").exists():
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
     return None
 
 
