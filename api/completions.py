@@ -229,7 +229,9 @@ async def chat_completions(body: ChatRequest, request: Request, s: Served) -> An
     model, number = s.target(body.model)
     messages = [m.model_dump(exclude={"context"}) for m in body.messages]
     user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), None)
-    context = body.context or s.ws.config.answer.context
+    # The configured default applies where it can: a loaded adapter (or no user message) answers closed-book
+    # unless a context is asked for explicitly, which is then an error.
+    context = body.context or (s.ws.config.answer.context if number is not None and user is not None else "none")
     hits = None
     if context != "none":
         if number is None or user is None:

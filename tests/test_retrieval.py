@@ -107,3 +107,24 @@ def test_api_chat_takes_a_context(learned, monkeypatch):
         assert first["passages"][0]["document_id"] == 1
         bad = httpx.post(url + "/v1/chat/completions", json={**ask, "context": "web"})
         assert bad.status_code == 400 and bad.json()["error"]["param"] == "context"
+
+
+def test_the_configured_context_applies_where_it_can(learned, monkeypatch):
+    """With answer.context = both, a request that names no context answers from both memories; one to a loaded
+    adapter answers closed-book (the default does not make it an error); asking that adapter for a context is."""
+    from agent.workspace import Workspace
+    from api import create_app
+    from seal import config as seal_config
+
+    monkeypatch.setenv("SEAL_HOME", str(learned.home))
+    ws = Workspace.open(seal_config.load({"answer": {"context": "both"}}))
+    folder = ws.adapters.verified("knowledge", 1, ws.store.version(1).files)
+    with serving(create_app(ws, max_tokens_limit=64)) as url:
+        ask = {"model": "seal", "max_tokens": 8, "messages": [{"role": "user", "content": "Who built the lighthouse?"}]}
+        reply = httpx.post(url + "/v1/chat/completions", json=ask).json()
+        assert reply["model"] == "seal@v1" and [p["document_id"] for p in reply["passages"]] == [1]
+        assert httpx.post(url + "/v1/load_lora_adapter", json={"lora_name": "mine", "lora_path": str(folder)}).status_code == 200
+        plain = httpx.post(url + "/v1/chat/completions", json={**ask, "model": "mine"})
+        assert plain.status_code == 200 and "passages" not in plain.json(), plain.text
+        asked = httpx.post(url + "/v1/chat/completions", json={**ask, "model": "mine", "context": "both"})
+        assert asked.status_code == 400 and asked.json()["error"]["param"] == "context"
