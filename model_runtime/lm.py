@@ -223,8 +223,7 @@ class LanguageModel:
         decoded together as mixed batches."""
         config = self._generation_config(max_new_tokens, temperature, top_p, repetition_penalty)
         mixed = isinstance(adapter, list) and self.peft is not None  # without adapters every row is the base
-        lengths = [len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
-        order = sorted(range(len(prompts)), key=lengths.__getitem__)
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # characters: a proxy for tokens
         outputs: list[str] = [""] * len(prompts)
         with self.using("*" if mixed else None if isinstance(adapter, list) else adapter) as module:
             for start in range(0, len(prompts), batch_size):
