@@ -1,6 +1,6 @@
 """`seal`: learn documents into the model's weights, ask and chat, and manage knowledge versions.
 
-The root app, its --set option and the entry point. Each group of commands lives in its own module, which
+The root app, its --set and --profile options and the entry point. Each group of commands lives in its own module, which
 parses, calls one library function and renders; they are wired in below in the order `seal --help` lists them:
   learn     ingest, ask, chat, submit
   run       run, status (the long-running agent)
