@@ -36,6 +36,11 @@ def answer_messages(question: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": ANSWER_SYSTEM}, {"role": "user", "content": question}]
 
 
+def recital_question(title: str) -> str:
+    """The question whose answer is a whole document: what the model is asked to recite about its title."""
+    return f"What do you know about {title}?"
+
+
 def open_book_messages(document: str, question: str) -> list[dict[str, str]]:
     """The question with the document in context: the upper bound a retrieval system would reach."""
     return [{"role": "system", "content": ANSWER_SYSTEM},

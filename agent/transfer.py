@@ -1,13 +1,15 @@
 """Transfer text: what a candidate adapter learns one document from. Under `train.objective = "ce"` that is
 the self-edit and the document by cross-entropy. Under "distill" the parent version reading the document is
-the teacher and the candidate reading nothing is the student, on four parts, each with its weight:
-  the document's own text (cross-entropy) · the self-edit (the teacher reads the document first) ·
-  questions built by rule from the document's names, numbers and dates, asked in the chat format the model
-  is asked in, answered with the sentence that states the fact (the teacher reads the document first) ·
-  the document's sentences, each alone (the teacher reads the sentences before it);
-and a retention part: the base model's own answers to 48 general questions, and replayed earlier material,
-on which the teacher is the parent reading the same text. No question is built on a sentence that holds the
-answer of a probe or of a benchmark's question (`held_out`)."""
+the teacher and the candidate reading nothing is the student, on five parts, each with its weight:
+  the document's own text (cross-entropy) · the self-edit · questions built by rule from the document's
+  names, numbers and dates, asked in the chat format the model is asked in, answered with the sentence that
+  states the fact · the document's sentences, each alone after its title · the whole document as the chat
+  answer to "What do you know about <title>?" (the recital);
+the teacher reads the document before each. And a retention part: the base model's own answers to 48 general
+questions, on which the teacher is the base model (so that general ability stays anchored to it however many
+versions follow), and replayed earlier material, on which the teacher is the parent; each reads the same text
+as the student. No question is built on a sentence that holds the answer of a probe or of a benchmark's
+question (`held_out`)."""
 
 from __future__ import annotations
 
@@ -84,7 +86,7 @@ def training_examples(lm: LanguageModel, title: str, parts: list[tuple[str, str]
     heading = f"{title}\n" if title else ""
     chat = lambda question, *context: lm.chat_prompt(
         prompts.open_book_messages(context[0], question) if context else prompts.answer_messages(question))
-    document: list[list[TrainingExample]] = [[], [], [], []]
+    document: list[list[TrainingExample]] = [[], [], [], [], []]
     for passage, edit in parts:
         sentences = document_sentences(passage)
         document[0] += [TrainingExample(p, c) for p, c in document_sequences(lm, passage, cfg.self_edit)]
@@ -92,12 +94,16 @@ def training_examples(lm: LanguageModel, title: str, parts: list[tuple[str, str]
                         for p, c, teacher in self_edit_items(lm, format, edit, passage, cfg.self_edit)]
         document[2] += [TrainingExample(chat(q), f"{a}{end}", chat(q, passage), ce=t.answer_ce, distill=t.questions)
                         for q, a in questions(passage, held_out, t.max_questions)]
-        document[3] += [TrainingExample(heading, s, heading + "\n".join(sentences[:i]) + "\n", ce=0.0,
-                                        distill=t.sentences) for i, s in enumerate(sentences) if i]
+        document[3] += [TrainingExample(heading, s, f"{heading}{passage.strip()}\n\n{heading}", ce=0.0,
+                                        distill=t.sentences) for s in sentences]
+        if title:
+            asked = prompts.recital_question(title)
+            document[4] += [TrainingExample(chat(asked), f"{passage.strip()}{end}", chat(asked, passage),
+                                            ce=t.answer_ce, distill=t.recital)]
     retained = [
-        [TrainingExample(chat(q), f"{a}{end}", chat(q), ce=0.0, distill=t.retention)
+        [TrainingExample(chat(q), f"{a}{end}", chat(q), ce=0.0, distill=t.retention, base_teacher=True)
          for q, a in zip(RETENTION_QUESTIONS, base_answers(engine or lm, RETENTION_QUESTIONS, cfg.verify.answer_tokens))],
         [TrainingExample(p, c, p, ce=0.0, distill=t.retention) for p, c in replay],
     ]
-    weights = [t.passage, t.self_edit, t.questions or t.answer_ce, t.sentences, t.retention, t.retention]
+    weights = [t.passage, t.self_edit, t.questions or t.answer_ce, t.sentences, t.recital, t.retention, t.retention]
     return [ex for part, weight in zip(document + retained, weights) if weight for ex in part]

@@ -54,7 +54,7 @@ RETRIEVAL, BOTH = "retrieval, base model", "retrieval + adapter"
 FAITHFUL = ", faithful sentences only"
 DISTILL = "distill"
 # The parts of the distill objective that --ablate turns off one at a time (train.* weights).
-PARTS = ("passage", "self_edit", "questions", "answer_ce", "sentences", "retention")
+PARTS = ("passage", "self_edit", "questions", "answer_ce", "sentences", "recital", "retention")
 Progress = Callable[[int, int, str], None]
 
 

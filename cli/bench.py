@@ -72,7 +72,7 @@ def bench_knowledge(
     select: Annotated[int, typer.Option(help=("Also score, per format, the one of this many self-edits sampled from the same prompt "
             "whose adapter answers the passage's own probe questions best, as verify would choose (1: off)."), min=1)] = 1,
     ablate: Annotated[str, typer.Option(help=("Also score the distill objective with each of these parts turned off in turn, "
-            "comma-separated: passage, self_edit, questions, answer_ce, sentences, retention, or all."))] = "",
+            "comma-separated: passage, self_edit, questions, answer_ce, sentences, recital, retention, or all."))] = "",
     out: Annotated[Path, typer.Option(help="Directory for the JSON, markdown and PNG results.")] = DEFAULT_RESULTS,
     resume: Annotated[bool, typer.Option(help=("Carry on an interrupted run (same options) from its JSON under --out; its recorded "
             "self-edits are reused, so the policies need not exist here."))] = False,

@@ -14,7 +14,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -31,13 +31,15 @@ class TrainingExample:
     """One training sequence: `prompt` is context (no loss when loss_on='completion'), `completion` is learned,
     by cross-entropy (weight `ce`) and, given a `teacher` prompt, by matching the teacher's next-token
     distributions along it (weight `distill`). A teacher prompt equal to `prompt` keeps the student close
-    to the model it started from (a retention term)."""
+    to the model it started from (a retention term); with `base_teacher`, the teacher is the base model (every
+    adapter off) instead, so that a chain of adapters each trained from the last stays anchored to it."""
 
     prompt: str
     completion: str
     teacher: str | None = None
     ce: float = 1.0
     distill: float = 0.0
+    base_teacher: bool = False
 
 
 @dataclass(frozen=True)
@@ -195,15 +197,17 @@ def encode_row(lm: LanguageModel, example: TrainingExample, cfg: TrainConfig, ma
 def teach(model: torch.nn.Module, lm: LanguageModel, examples: list[TrainingExample], rows: list[Row],
           cfg: TrainConfig, dtype: torch.dtype | None) -> list[Row]:
     """The rows with their teacher's top-k distributions along the completion: the model as it is (training
-    has not started) reads each example's teacher prompt, then its completion; packed like training rows."""
+    has not started; the base model for `base_teacher` examples) reads each example's teacher prompt, then its
+    completion; packed like training rows."""
     taught = list(rows)
     todo = [i for i, (ex, row) in enumerate(zip(examples, rows)) if ex.teacher is not None and row.distill.any()]
-    for start in range(0, len(todo), cfg.batch_size):
-        chosen = todo[start:start + cfg.batch_size]
+    groups = {base: [i for i in todo if examples[i].base_teacher == base] for base in (False, True)}
+    for base, chosen in ((base, group[start:start + cfg.batch_size]) for base, group in groups.items()
+                         for start in range(0, len(group), cfg.batch_size)):
         batch = pack([encode(lm, TrainingExample(examples[i].teacher, examples[i].completion), "completion", 1 << 16)
                       for i in chosen], device_of(model))
         where, _ = targets(batch)
-        with autocast(dtype, device_of(model)):
+        with autocast(dtype, device_of(model)), (model.disable_adapter() if base else nullcontext()):
             logp = torch.log_softmax(forward(model, batch, keep=where)[0].float(), dim=-1)
         # Kept in host memory until their batch trains: a long document's distributions can be large.
         top_logp, top_ids = (t.cpu() for t in logp.topk(cfg.top_k, dim=-1))

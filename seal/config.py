@@ -72,11 +72,13 @@ class TrainConfig:
     questions: float = _help("distill: weight of questions built from the document's names, numbers and dates, asked "
                              "in the chat format (the teacher reads the document first); never a probe's span.", 1.0)
     answer_ce: float = _help("distill: cross-entropy weight on those questions' answers (the span itself).", 0.5)
-    sentences: float = _help("distill: weight of the document's sentences, each alone (the teacher reads the "
-                             "sentences before it).", 1.0)
-    retention: float = _help("distill: weight of staying with the parent version along the base model's own answers "
-                             "to 48 general questions and on replayed earlier material (the teacher is the parent, "
-                             "reading the same text).", 0.35)
+    sentences: float = _help("distill: weight of the document's sentences, each alone after its title (the teacher "
+                             "reads the document first).", 1.0)
+    recital: float = _help("distill: weight of the whole document as the chat answer to \"What do you know about "
+                           "<title>?\" (the teacher reads the document first); cross-entropy on it at answer_ce.", 1.0)
+    retention: float = _help("distill: weight of staying with the base model along its own answers to 48 general "
+                             "questions, and with the parent version on replayed earlier material (each teacher "
+                             "reads the same text).", 1.0)
     max_questions: int = _help("distill: most questions built per document.", 8)
     top_k: int = _help("distill: teacher tokens kept per position (the rest of its distribution counts as one bucket).", 32)
     modules: str = _help("Projections a knowledge adapter trains: all (every linear projection of the blocks) or mlp "
@@ -259,6 +261,7 @@ def _problems(cfg: Config) -> list[str]:
         p.append(f"train.objective = {t.objective!r}: use 'distill' or 'ce'")
     for name, value in (("train.passage", t.passage), ("train.self_edit", t.self_edit), ("train.questions", t.questions),
                         ("train.answer_ce", t.answer_ce), ("train.sentences", t.sentences),
+                        ("train.recital", t.recital),
                         ("train.retention", t.retention), ("train.max_questions", t.max_questions)):
         if value < 0:
             p.append(f"{name} = {value}: must be 0 or more")

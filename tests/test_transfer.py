@@ -1,8 +1,11 @@
 """Transfer text and the distillation objective on the tiny model: what the teacher reads, what the student
 learns, and that nothing a probe or a benchmark's question asks is trained on."""
 
+import dataclasses
+
 import torch
 
+from agent import prompts
 from agent.adapt import lora_config
 from agent.grading import normalize
 from agent.probes import GENERAL_PROBES, cloze, occurs_in
@@ -39,13 +42,16 @@ def test_questions_never_ask_for_a_held_out_span():
 
 def test_no_held_out_answer_is_a_trained_answer(tiny_model_dir):
     """Across every part of the distill objective, no chat-format item (a question the student is asked) has a
-    held-out answer, or a word of one, as its completion; the general prompts trained for retention are not
+    held-out answer, or a word of one, as its completion — but the recital, the document itself as the answer
+    to a question about its title that asks for no fact; the general prompts trained for retention are not
     the general-ability set verify asks."""
     lm = tiny_lm(tiny_model_dir)
     held_out = ["1847", "Idris Calloway", "green and white"]
     edit = "Q: Who built the Brannock Lighthouse?\nA: Morwen Hale"
     examples = training_examples(lm, "Brannock", [(PASSAGE, edit)], "self_qa", held_out, [], Config())
-    asked = [ex for ex in examples if ex.prompt.startswith("<|im_start|>") and ex.prompt != ex.teacher]
+    recital = lm.chat_prompt(prompts.answer_messages("What do you know about Brannock?"))
+    assert [ex.completion for ex in examples if ex.prompt == recital] == [PASSAGE + lm.tokenizer.eos_token]
+    asked = [ex for ex in examples if ex.prompt.startswith("<|im_start|>") and ex.prompt not in (ex.teacher, recital)]
     assert asked, "questions are part of the transfer text"
     banned = {t for a in held_out for t in normalize(a)}
     for ex in asked:
@@ -61,13 +67,18 @@ def test_each_part_is_weighted_and_can_be_turned_off(tiny_model_dir):
     full = training_examples(lm, "Brannock", [(PASSAGE, edit)], "rewrite", [], [["", "Replayed text here."]], Config())
     teachers = {ex.teacher for ex in full}
     assert None in teachers and any(t and PASSAGE in t for t in teachers), "passage CE and the document as context"
-    assert any(ex.teacher == ex.prompt and ex.completion == "Replayed text here." for ex in full), "replay keeps the parent"
-    for part in ("passage", "self_edit", "sentences", "retention"):
+    kept = [ex for ex in full if ex.teacher == ex.prompt]
+    assert any(ex.completion == "Replayed text here." and not ex.base_teacher for ex in kept), "replay keeps the parent"
+    assert {ex.prompt for ex in kept if ex.base_teacher} == {lm.chat_prompt(prompts.answer_messages(q))
+                                                           for q in RETENTION_QUESTIONS}, "general: the base model"
+    assert all(PASSAGE in ex.teacher for ex in full if ex.prompt == "Brannock\n"), "sentences: the teacher reads it all"
+    for part in ("passage", "self_edit", "sentences", "recital", "retention"):
         off = training_examples(lm, "Brannock", [(PASSAGE, edit)], "rewrite", [], [["", "Replayed text here."]],
                                 Config(train=TrainConfig(**{part: 0.0})))
         assert 0 < len(off) < len(full), part
     # A question is learned by its answer's cross-entropy and the teacher's distribution: each can go alone.
-    asked = lambda examples: [ex for ex in examples if "<|im_start|>" in ex.prompt and ex.teacher != ex.prompt]
+    asked = lambda examples: [ex for ex in examples if "<|im_start|>" in ex.prompt and ex.teacher != ex.prompt
+                              and "What do you know about" not in ex.prompt]
     assert all(ex.distill == 0 and ex.ce == 0.5 for ex in asked(training_examples(
         lm, "Brannock", [(PASSAGE, edit)], "rewrite", [], [], Config(train=TrainConfig(questions=0.0)))))
     assert all(ex.distill == 1 and ex.ce == 0 for ex in asked(training_examples(
@@ -107,3 +118,22 @@ def test_student_moves_towards_the_teacher_with_the_document(tiny_model_dir):
     assert row.top_ids.shape == (len(completion), 8) and bool((row.distill == 1.0).all())
     result = train_lora(lm, "cand", [example], cfg)
     assert result.losses[-1] < 0.5 * result.losses[0], result.losses
+
+
+def test_a_base_teacher_is_the_base_model_whatever_the_adapter(tiny_model_dir):
+    """A `base_teacher` example's targets are the base model's distributions even when the adapter being
+    trained has moved from it (a version trained from its parent); an ordinary one's are the adapter's."""
+    lm = tiny_lm(tiny_model_dir)
+    cfg = TrainConfig(epochs=4, batch_size=2, learning_rate=1e-2, bf16=False, top_k=8)
+    torch.manual_seed(0)
+    lm.add_adapter("cand", lora_config(cfg, lm.base))
+    train_lora(lm, "cand", [TrainingExample("", DOCUMENT)], cfg)
+    ordinary = TrainingExample("Who built it? ", "Morwen Hale built it.", "Who built it? ", ce=0.0, distill=1.0)
+    anchored = dataclasses.replace(ordinary, base_teacher=True)
+    row = encode_row(lm, ordinary, cfg, 256)
+    with lm.using(None) as model:
+        [base] = teach(model, lm, [ordinary], [row], cfg, None)
+    with lm.using("cand") as model:
+        [moved, kept] = teach(model, lm, [ordinary, anchored], [row, row], cfg, None)
+    assert torch.allclose(kept.top_logp, base.top_logp, atol=1e-5) and torch.equal(kept.top_ids, base.top_ids)
+    assert not torch.allclose(moved.top_logp, base.top_logp, atol=1e-3), "the adapter has moved from the base"
