@@ -1,9 +1,10 @@
 """Stage 2, adapt: train a LoRA on the current candidate's transfer text (`agent.transfer`: its self-edit, the
-document, and a replay sample of earlier committed self-edits), starting from the parent knowledge version's
-weights, and save it to scratch."""
+document, and a replay sample of earlier committed self-edits and, under distillation, of earlier documents
+recited in the chat format), starting from the parent knowledge version's weights, and save it to scratch."""
 
 from __future__ import annotations
 
+import random
 import re
 import time
 from dataclasses import asdict
@@ -15,7 +16,7 @@ from transformers.pytorch_utils import Conv1D
 
 from agent.generate import parts_of, passages_of
 from agent.state import IngestState
-from agent.transfer import training_examples
+from agent.transfer import recital, training_examples
 from agent.workspace import Workspace
 from model_runtime import train_lora
 from seal.config import TrainConfig
@@ -66,6 +67,11 @@ def adapt(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
     # is built on a probe's span.
     doc = ws.store.document(self_edit.document_id)
     replay = ws.store.replay_sequences(ws.store.lineage(parent), cfg.replay, cfg.seed + self_edit.id)
+    if cfg.objective == "distill" and cfg.recital:  # and the recitals of earlier documents: their chat-form memory
+        learned = ws.store.learned_documents(ws.store.lineage(parent))
+        chosen = random.Random(cfg.seed + self_edit.id).sample(learned, min(cfg.replay, len(learned)))
+        replay += [list(recital(lm, d.title, text)) for d in map(ws.store.document, chosen)
+                   for text in passages_of(ws, d)][:cfg.replay]
     parts = list(zip(passages_of(ws, doc), [text for _, text in parts_of(self_edit)]))
     examples = training_examples(lm, doc.title, parts, self_edit.format, [p.answer for p in doc.probes], replay,
                                  ws.config, ws.engine)

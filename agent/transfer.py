@@ -69,6 +69,12 @@ def questions(document: str, held_out: list[str], n: int) -> list[tuple[str, str
     return pairs[:n]
 
 
+def recital(lm: LanguageModel, title: str, passage: str) -> tuple[str, str]:
+    """A passage as the chat answer to the question about its document's title: (prompt, completion)."""
+    return (lm.chat_prompt(prompts.answer_messages(prompts.recital_question(title))),
+            f"{passage.strip()}{lm.tokenizer.eos_token or ''}")
+
+
 def training_examples(lm: LanguageModel, title: str, parts: list[tuple[str, str]], format: str,
                       held_out: list[str], replay: list[list[str]], cfg: Config,
                       engine: Engine | None = None) -> list[TrainingExample]:
@@ -97,9 +103,9 @@ def training_examples(lm: LanguageModel, title: str, parts: list[tuple[str, str]
         document[3] += [TrainingExample(heading, s, f"{heading}{passage.strip()}\n\n{heading}", ce=0.0,
                                         distill=t.sentences) for s in sentences]
         if title:
-            asked = prompts.recital_question(title)
-            document[4] += [TrainingExample(chat(asked), f"{passage.strip()}{end}", chat(asked, passage),
-                                            ce=t.answer_ce, distill=t.recital)]
+            asked, answer = recital(lm, title, passage)
+            teacher = chat(prompts.recital_question(title), passage)
+            document[4] += [TrainingExample(asked, answer, teacher, ce=t.answer_ce, distill=t.recital)]
     retained = [
         [TrainingExample(chat(q), f"{a}{end}", chat(q), ce=0.0, distill=t.retention, base_teacher=True)
          for q, a in zip(RETENTION_QUESTIONS, base_answers(engine or lm, RETENTION_QUESTIONS, cfg.verify.answer_tokens))],

@@ -78,7 +78,7 @@ class TrainConfig:
                            "<title>?\" (the teacher reads the document first); cross-entropy on it at answer_ce.", 1.0)
     retention: float = _help("distill: weight of staying with the base model along its own answers to 48 general "
                              "questions, and with the parent version on replayed earlier material (each teacher "
-                             "reads the same text).", 1.0)
+                             "reads the same text).", 2.0)
     max_questions: int = _help("distill: most questions built per document.", 8)
     top_k: int = _help("distill: teacher tokens kept per position (the rest of its distribution counts as one bucket).", 32)
     modules: str = _help("Projections a knowledge adapter trains: all (every linear projection of the blocks) or mlp "

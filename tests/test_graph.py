@@ -2,6 +2,7 @@
 
 from langgraph.checkpoint.memory import InMemorySaver
 
+from agent import adapt
 from agent.graph import after_verify, build_graph
 from agent.ingest import DocumentInput, ingest, resume
 from agent.workspace import Workspace
@@ -38,14 +39,20 @@ def test_ingest_commits_a_version_with_its_records(home):
     assert again.status == "known" and len(ws.store.versions()) == 1
 
 
-def test_second_version_trains_from_the_first(home):
-    """Knowledge accumulates: v2's parent is v1 and its candidate replays v1's sequences."""
+def test_second_version_trains_from_the_first(home, monkeypatch):
+    """Knowledge accumulates: v2's parent is v1 and its candidate replays v1's sequences and v1's document as
+    recited in the chat format (its chat-form memory, with v1 as the teacher)."""
+    replayed = []
+    build = adapt.training_examples
+    monkeypatch.setattr(adapt, "training_examples", lambda *a, **k: replayed.append(a[5]) or build(*a, **k))
     ws = Workspace.open()
     list(ingest(ws, [DocumentInput("a.md", "A", DOCUMENT, SUPPLIED)]))
     [b] = ingest(ws, [DocumentInput("b.md", "B", "Quellmoor has 2,314 residents and violet sand.")])
     assert b.version == 2 and ws.store.version(2).parent == 1
     trial = ws.store.trials(b.document_id)[0]
     assert trial.parent_version == 1 and trial.retention_before is not None
+    assert replayed[0] == [] and any("What do you know about A?" in p and c.startswith(DOCUMENT.strip()[:40])
+                                     for p, c in replayed[1]), replayed[1]
     assert ws.store.probes(b.document_id), "a document without questions gets generated or cloze probes"
 
 
