@@ -1,15 +1,19 @@
 """Scratch: distill variants side by side on the fictional documents, reusing a run's recorded self-edits."""
-import dataclasses, json, sys, time
+import dataclasses
+import json
+import sys
+import time
 from pathlib import Path
-import torch
-from agent.workspace import load_model
+
 from agent.answer import base_general_answers
 from agent.probes import general_examples
+from agent.workspace import load_model
 from benchmarks import squad
 from benchmarks.knowledge import Arm, score_passage
 from seal import config as seal_config
 
-n = int(sys.argv[1]); out = Path(sys.argv[2]); offset = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+# python variants.py N OUT.json OFFSET LETTERS (from a checkout of git 2a53940 with the options it names)
+n, out, offset = int(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 0
 cfg = seal_config.load({})
 lm = load_model(cfg.model, seal_config.home() / "models")
 passages = squad.split(squad.load(Path("benchmarks/data/fictional.json")), "eval", n, offset)
