@@ -70,7 +70,7 @@ def adapt(state: IngestState, runtime: Runtime[Workspace]) -> IngestState:
     if cfg.objective == "distill" and cfg.recital:  # and the recitals of earlier documents: their chat-form memory
         learned = ws.store.learned_documents(ws.store.lineage(parent))
         chosen = random.Random(cfg.seed + self_edit.id).sample(learned, min(cfg.replay, len(learned)))
-        replay += [list(recital(lm, d.title, text)) for d in map(ws.store.document, chosen)
+        replay += [list(recital(lm, d.title, text)) for d in map(ws.store.document, chosen) if d.title
                    for text in passages_of(ws, d)][:cfg.replay]
     parts = list(zip(passages_of(ws, doc), [text for _, text in parts_of(self_edit)]))
     examples = training_examples(lm, doc.title, parts, self_edit.format, [p.answer for p in doc.probes], replay,
